@@ -1,0 +1,1 @@
+//! ringfence: run untrusted commands in a sandbox built from Linux kernel primitives.
