@@ -1,0 +1,439 @@
+//! Errors: one enum for everything `spawn` and `wait` can report, and the setup [`Stage`] a
+//! failure inside the sandbox happened at.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+use crate::probe::Layer;
+
+/// The step of the sandbox setup that failed, as reported by the sandboxed process to the parent.
+///
+/// The process that runs between `clone` and `execve` cannot allocate or format messages, so a
+/// failure travels to the parent as a pair `(stage, errno)` and becomes
+/// [`Error::Setup`]. The numbering is part of that private wire format only; match on the
+/// variants, not the numbers.
+#[repr(u32)]
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Creating the sandbox's first process (`clone3`/`clone`) in the parent.
+    Clone = 1,
+    /// Writing `/proc/PID/uid_map` (done by the parent).
+    UidMap,
+    /// Writing `/proc/PID/setgroups` (done by the parent).
+    SetgroupsDeny,
+    /// Writing `/proc/PID/gid_map` (done by the parent).
+    GidMap,
+    /// Waiting for the parent to finish its part of the setup.
+    Release,
+    /// `prctl(PR_SET_PDEATHSIG)`.
+    ParentDeathSignal,
+    /// Resetting signal dispositions and the signal mask.
+    Signals,
+    /// `setsid()`.
+    Setsid,
+    /// `setns()` into the network namespace given with `Net::Join`.
+    JoinNetNs,
+    /// Making every mount of the new mount namespace private (no propagation to the host).
+    MountPropagation,
+    /// Creating the time namespace and writing its clock offsets.
+    TimeNs,
+    /// `sethostname()` in the new UTS namespace.
+    Hostname,
+    /// Bringing the loopback interface up in the new network namespace.
+    Loopback,
+    /// Forking the payload from the sandbox's init process (pid 1 of the new pid namespace).
+    InitFork,
+    /// Installing the signal handling of the init process.
+    InitSignals,
+    /// Connecting stdin, stdout and stderr.
+    Stdio,
+    /// Placing the file descriptors passed with `Command::pass_fd`.
+    PassFds,
+    /// `setrlimit()`.
+    Rlimit,
+    /// `umask()`.
+    Umask,
+    /// `setgroups()` for the payload.
+    Setgroups,
+    /// `setresgid()` for the payload.
+    Setgid,
+    /// `setresuid()` for the payload.
+    Setuid,
+    /// Dropping capabilities (bounding set, ambient set, `capset`).
+    Capabilities,
+    /// `chdir()` into the working directory.
+    Chdir,
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
+    NoNewPrivs,
+    /// Closing every file descriptor that was not passed explicitly.
+    CloseFds,
+    /// `execve()` of the program.
+    Exec,
+}
+
+impl Stage {
+    /// Every stage, in the order the setup runs them.
+    pub const ALL: [Stage; 27] = [
+        Stage::Clone,
+        Stage::UidMap,
+        Stage::SetgroupsDeny,
+        Stage::GidMap,
+        Stage::Release,
+        Stage::ParentDeathSignal,
+        Stage::Signals,
+        Stage::Setsid,
+        Stage::JoinNetNs,
+        Stage::MountPropagation,
+        Stage::TimeNs,
+        Stage::Hostname,
+        Stage::Loopback,
+        Stage::InitFork,
+        Stage::InitSignals,
+        Stage::Stdio,
+        Stage::PassFds,
+        Stage::Rlimit,
+        Stage::Umask,
+        Stage::Setgroups,
+        Stage::Setgid,
+        Stage::Setuid,
+        Stage::Capabilities,
+        Stage::Chdir,
+        Stage::NoNewPrivs,
+        Stage::CloseFds,
+        Stage::Exec,
+    ];
+
+    /// A short name of the stage, e.g. `"exec"` or `"uid_map"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Clone => "clone",
+            Stage::UidMap => "uid_map",
+            Stage::SetgroupsDeny => "setgroups_deny",
+            Stage::GidMap => "gid_map",
+            Stage::Release => "release",
+            Stage::ParentDeathSignal => "parent_death_signal",
+            Stage::Signals => "signals",
+            Stage::Setsid => "setsid",
+            Stage::JoinNetNs => "join_netns",
+            Stage::MountPropagation => "mount_propagation",
+            Stage::TimeNs => "time_ns",
+            Stage::Hostname => "hostname",
+            Stage::Loopback => "loopback",
+            Stage::InitFork => "init_fork",
+            Stage::InitSignals => "init_signals",
+            Stage::Stdio => "stdio",
+            Stage::PassFds => "pass_fds",
+            Stage::Rlimit => "rlimit",
+            Stage::Umask => "umask",
+            Stage::Setgroups => "setgroups",
+            Stage::Setgid => "setgid",
+            Stage::Setuid => "setuid",
+            Stage::Capabilities => "capabilities",
+            Stage::Chdir => "chdir",
+            Stage::NoNewPrivs => "no_new_privs",
+            Stage::CloseFds => "close_fds",
+            Stage::Exec => "exec",
+        }
+    }
+
+    pub(crate) fn from_u32(n: u32) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| *s as u32 == n)
+    }
+
+    /// What a user can do about `errno` at this stage, when there is something to say.
+    pub fn hint(self, errno: Errno) -> Option<&'static str> {
+        use Errno::*;
+        Some(match (self, errno) {
+            (Stage::Exec, ENOENT) => {
+                "the program (or its ELF interpreter) does not exist in the sandbox's view of the filesystem"
+            }
+            (Stage::Exec, EACCES) => {
+                "the program is not executable, or a directory on its path is not searchable, or its filesystem is mounted noexec"
+            }
+            (Stage::Exec, ENOEXEC) => "the file is not in a format this kernel can execute",
+            (Stage::Exec, ETXTBSY) => "the program is open for writing by another process",
+            (Stage::Chdir, ENOENT) => "the working directory does not exist inside the sandbox",
+            (Stage::Chdir, EACCES) => {
+                "the working directory is not accessible to the sandboxed user (the change of directory happens after privileges are dropped)"
+            }
+            (Stage::UidMap | Stage::GidMap | Stage::SetgroupsDeny, EPERM) => {
+                "without root only your own uid and gid can be mapped into a user namespace (one line each, count 1)"
+            }
+            (Stage::JoinNetNs, EPERM) => {
+                "joining a network namespace needs CAP_SYS_ADMIN over it: run as root, or join the user namespace that owns it"
+            }
+            (Stage::JoinNetNs, EINVAL) => "the file descriptor is not a network namespace",
+            (Stage::Setuid | Stage::Setgid | Stage::Setgroups, EINVAL) => {
+                "the uid or gid is not mapped in the sandbox's user namespace"
+            }
+            (Stage::Setuid | Stage::Setgid | Stage::Setgroups, EPERM) => {
+                "changing uid/gid needs privileges: run as root or use a user namespace"
+            }
+            (Stage::Capabilities, EPERM) => {
+                "a capability to keep is not held by the caller; without root, capabilities can only be kept inside a user namespace"
+            }
+            (Stage::Rlimit, EPERM) => "raising a hard resource limit needs CAP_SYS_RESOURCE",
+            (Stage::Rlimit, EINVAL) => "the soft limit is above the hard limit",
+            (Stage::Clone, EPERM | ENOSPC | EUSERS) => {
+                "creating namespaces was refused: run as root, or allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1, kernel.apparmor_restrict_unprivileged_userns=0)"
+            }
+            (Stage::Clone, EAGAIN) => "the process limit (RLIMIT_NPROC or pids cgroup) was reached",
+            (Stage::Clone, ENOMEM) => "the kernel is out of memory or the pid namespace is dying",
+            (Stage::TimeNs, EPERM) => {
+                "time namespaces need CAP_SYS_ADMIN: run as root or in a user namespace"
+            }
+            (Stage::TimeNs, ERANGE | EINVAL) => {
+                "the clock offset is out of the range the kernel accepts"
+            }
+            (Stage::Hostname, EPERM) => "setting the hostname needs a new UTS namespace",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a [`Sandbox`](crate::Sandbox) or [`Command`](crate::Command) was refused before anything
+/// was started.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The program name is empty.
+    EmptyProgram,
+    /// A string that must become a C string contains a NUL byte.
+    InteriorNul {
+        /// Which value: "program", "argument", "environment variable", ...
+        what: &'static str,
+    },
+    /// An environment variable name is empty or contains `=`.
+    InvalidEnvName {
+        /// The offending name, lossily converted.
+        name: String,
+    },
+    /// The hostname is longer than 64 bytes or empty.
+    InvalidHostname {
+        /// The length in bytes that was given.
+        len: usize,
+    },
+    /// The file descriptor given to `Net::Join` is not an open network namespace.
+    NotANetNs {
+        /// What checking the descriptor found.
+        source: Errno,
+    },
+    /// Two options that cannot be used together.
+    Conflict {
+        /// A sentence saying which options and why.
+        what: &'static str,
+    },
+    /// A uid/gid map entry is invalid (empty, overlapping, or too many lines).
+    InvalidIdMap {
+        /// What is wrong with it.
+        what: &'static str,
+    },
+    /// A soft resource limit above its hard limit.
+    InvalidRlimit {
+        /// The resource's name, e.g. `"nofile"`.
+        resource: &'static str,
+    },
+    /// A file descriptor to pass into the sandbox is invalid or targets stdio.
+    InvalidPassFd {
+        /// The target descriptor number inside the sandbox.
+        target: i32,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::EmptyProgram => f.write_str("the program name is empty"),
+            ConfigError::InteriorNul { what } => write!(f, "a NUL byte was found in the {what}"),
+            ConfigError::InvalidEnvName { name } => {
+                write!(
+                    f,
+                    "invalid environment variable name {name:?} (empty or contains '=')"
+                )
+            }
+            ConfigError::InvalidHostname { len } => {
+                write!(
+                    f,
+                    "a hostname must be 1 to 64 bytes long, this one has {len}"
+                )
+            }
+            ConfigError::NotANetNs { source } => write!(
+                f,
+                "the file descriptor given to Net::Join is not an open network namespace ({source}); open /proc/PID/ns/net or a bind-mounted netns file such as /run/netns/NAME"
+            ),
+            ConfigError::Conflict { what } => f.write_str(what),
+            ConfigError::InvalidIdMap { what } => write!(f, "invalid uid/gid map: {what}"),
+            ConfigError::InvalidRlimit { resource } => {
+                write!(
+                    f,
+                    "the soft limit of rlimit {resource} is above its hard limit"
+                )
+            }
+            ConfigError::InvalidPassFd { target } => write!(
+                f,
+                "cannot pass a file descriptor as number {target}: targets must be >= 3 (use stdin/stdout/stderr for 0-2) and distinct"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Everything that can go wrong when starting, waiting for, or stopping a sandbox.
+///
+/// Every variant says what failed; setup failures name the [`Stage`] and the errno, and
+/// [`Error::hint`] gives something a user can act on. When `spawn` returns an error, no process
+/// of the sandbox is left running and no file descriptor is leaked.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration was refused before anything was started.
+    #[error("invalid sandbox configuration: {0}")]
+    Config(#[from] ConfigError),
+
+    /// The program has no `/` and was not found in `PATH`.
+    #[error("program {program:?} not found in PATH ({path})")]
+    ProgramNotFound {
+        /// The program as given.
+        program: PathBuf,
+        /// The search path that was used.
+        path: String,
+    },
+
+    /// A layer that was marked [`Compat::Required`](crate::Compat::Required) is not available
+    /// on this host.
+    #[error("{layer} is required but not available: {reason}; {hint}")]
+    Unsupported {
+        /// The layer that could not be enforced.
+        layer: Layer,
+        /// Why this host cannot provide it.
+        reason: String,
+        /// How to make it available.
+        hint: &'static str,
+    },
+
+    /// A step of the sandbox setup failed (in the parent or in the sandboxed process).
+    #[error("sandbox setup failed at stage {stage}: {errno}{}", hint_suffix(*stage, *errno))]
+    Setup {
+        /// Which step failed.
+        stage: Stage,
+        /// The error the kernel returned.
+        errno: Errno,
+    },
+
+    /// An operation of the parent on the sandbox's resources failed (pipes, waiting, signals).
+    #[error("failed to {op}: {source}")]
+    Io {
+        /// What the parent was doing, e.g. "create a pipe".
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The sandboxed process reported something the protocol does not allow (a bug).
+    #[error("protocol error between ringfence and its sandboxed process: {0}")]
+    Protocol(&'static str),
+}
+
+fn hint_suffix(stage: Stage, errno: Errno) -> String {
+    match stage.hint(errno) {
+        Some(h) => format!("; hint: {h}"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    pub(crate) fn setup(stage: Stage, errno: Errno) -> Error {
+        Error::Setup { stage, errno }
+    }
+
+    pub(crate) fn io(op: &'static str, source: impl Into<io::Error>) -> Error {
+        Error::Io {
+            op,
+            source: source.into(),
+        }
+    }
+
+    /// The setup stage that failed, for [`Error::Setup`].
+    pub fn stage(&self) -> Option<Stage> {
+        match self {
+            Error::Setup { stage, .. } => Some(*stage),
+            _ => None,
+        }
+    }
+
+    /// The errno behind this error, where there is one.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::Setup { errno, .. } => Some(*errno),
+            Error::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
+            Error::Config(ConfigError::NotANetNs { source }) => Some(*source),
+            _ => None,
+        }
+    }
+
+    /// Something a user can do about this error, when there is something to say.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Setup { stage, errno, .. } => stage.hint(*errno),
+            Error::Unsupported { hint, .. } => Some(hint),
+            Error::ProgramNotFound { .. } => {
+                Some("give an absolute path, or set PATH in the command's environment")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_numbers_round_trip() {
+        for s in Stage::ALL {
+            assert_eq!(Stage::from_u32(s as u32), Some(s));
+        }
+        assert_eq!(Stage::from_u32(0), None);
+        assert_eq!(Stage::from_u32(10_000), None);
+    }
+
+    #[test]
+    fn setup_error_names_stage_errno_and_hint() {
+        let e = Error::setup(Stage::Exec, Errno::ENOENT);
+        let msg = e.to_string();
+        assert!(msg.contains("stage exec"), "{msg}");
+        assert!(msg.contains("ENOENT"), "{msg}");
+        assert!(msg.contains("hint: the program"), "{msg}");
+        assert_eq!(e.stage(), Some(Stage::Exec));
+        assert_eq!(e.errno(), Some(Errno::ENOENT));
+    }
+
+    #[test]
+    fn error_shape_is_pinned() {
+        // Matching on nested variants is part of the API: this fails to compile if it changes.
+        let e = Error::from(ConfigError::InteriorNul { what: "argument" });
+        assert!(matches!(
+            e,
+            Error::Config(ConfigError::InteriorNul { what: "argument" })
+        ));
+        assert_eq!(
+            e.to_string(),
+            "invalid sandbox configuration: a NUL byte was found in the argument"
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! The init process of a new pid namespace (pid 1): it forwards signals to the program, reaps
+//! every orphan, and exits with the program's status — which it also reports on the status
+//! pipe, so the parent sees the program's real status (a signal, say) rather than the init's
+//! `128 + signal` exit code. When it exits, the kernel kills whatever is left in the namespace.
+//!
+//! Same rule as the rest of `inside`: async-signal-safe code only.
+
+use nix::errno::Errno;
+
+use crate::spawn::Plan;
+
+/// Signals the init forwards to the program.
+pub(crate) const FORWARDED: [libc::c_int; 7] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGTERM,
+    libc::SIGWINCH,
+];
+
+extern "C" fn ignore(_: libc::c_int) {}
+
+/// Install a (never running) handler for each forwarded signal. pid 1 of a namespace only
+/// receives signals it has a handler for; the signals stay blocked and are taken with
+/// `sigwaitinfo`.
+pub(super) fn install_forwarding() -> Result<(), Errno> {
+    for sig in FORWARDED {
+        // SAFETY: sigaction with a handler that does nothing; the struct lives on this stack.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+            libc::sigfillset(&mut sa.sa_mask);
+            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+                return Err(Errno::last());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// In the program's process: back to the default dispositions.
+pub(super) fn uninstall_forwarding() -> Result<(), Errno> {
+    for sig in FORWARDED {
+        super::set_default(sig)?;
+    }
+    Ok(())
+}
+
+fn close_all_but(keep: libc::c_int) {
+    let close_range = |first: libc::c_uint, last: libc::c_uint| {
+        // SAFETY: close_range with integer arguments.
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+        if rc != 0 {
+            for fd in first..last.min(1 << 16) {
+                // SAFETY: closing descriptor numbers; EBADF is fine.
+                unsafe { libc::close(fd as libc::c_int) };
+            }
+        }
+    };
+    if keep > 0 {
+        close_range(0, keep as libc::c_uint - 1);
+    }
+    close_range(keep as libc::c_uint + 1, libc::c_uint::MAX);
+}
+
+/// The init's loop. Never returns.
+pub(super) fn run(p: &Plan, payload: libc::pid_t) -> ! {
+    // The init holds nothing the program could use: no stdio, no pipes but the status pipe.
+    close_all_but(p.status_fd);
+    // SAFETY: plain prctls. Not dumpable: a program with the same uid cannot ptrace the init.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    }
+    // SAFETY: sigset_t is plain data on this stack.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        for sig in FORWARDED {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    };
+    loop {
+        // SAFETY: waits for one of the blocked signals in `set`.
+        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        if sig == libc::SIGCHLD {
+            loop {
+                let mut status: libc::c_int = 0;
+                // SAFETY: reaps any child without blocking.
+                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                if pid <= 0 {
+                    break;
+                }
+                if pid == payload {
+                    exit_with(p.status_fd, status);
+                }
+            }
+        } else if sig > 0 {
+            // SAFETY: forwards the signal to our own child.
+            unsafe { libc::kill(payload, sig) };
+        }
+    }
+}
+
+/// Report the program's wait status and exit with the matching code.
+fn exit_with(status_fd: libc::c_int, status: libc::c_int) -> ! {
+    let bytes = status.to_ne_bytes();
+    // SAFETY: write of 4 bytes from this stack; _exit never returns.
+    unsafe {
+        libc::write(status_fd, bytes.as_ptr().cast(), bytes.len());
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            128 + libc::WTERMSIG(status)
+        };
+        libc::_exit(code)
+    }
+}

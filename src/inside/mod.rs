@@ -1,0 +1,444 @@
+//! Code that runs in the sandboxed process after `clone`, up to `execve`.
+//!
+//! # The rule of this module
+//!
+//! The process running this code is a copy of a possibly multi-threaded parent in which only
+//! the cloning thread exists. Any lock another thread held at the time of the clone (malloc's,
+//! stdio's, the environment's) is held forever here. So this code must be async-signal-safe:
+//! **no allocation, no locks, no formatting, no panics, no glibc wrappers that coordinate
+//! threads** (`setuid`/`setgid`/`setgroups` broadcast to all threads in glibc: use the raw
+//! syscalls). It only reads the [`Plan`] built by the parent and makes system calls. A failure
+//! is written to the error pipe as `(stage, errno)` and the process `_exit(127)`s; a successful
+//! `execve` closes the (close-on-exec) error pipe, which the parent sees as EOF.
+//!
+//! The order of the steps is fixed and follows bubblewrap's and std's: die-with-parent first,
+//! then the parent's release, namespaces and host-facing setup while privileges are held,
+//! then (in a new pid namespace) the fork of the payload, then stdio, identity, capabilities,
+//! `no_new_privs`, closing descriptors, and `execve` last.
+
+mod init;
+
+use std::convert::Infallible;
+
+use nix::errno::Errno;
+
+use crate::caps;
+use crate::error::Stage;
+use crate::ns::CLONE_NEWTIME;
+use crate::spawn::{ERR_MSG_LEN, Plan};
+
+type Step<T = ()> = Result<T, (Stage, Errno)>;
+
+trait At<T> {
+    fn at(self, stage: Stage) -> Step<T>;
+}
+
+impl<T> At<T> for Result<T, Errno> {
+    #[inline]
+    fn at(self, stage: Stage) -> Step<T> {
+        self.map_err(|e| (stage, e))
+    }
+}
+
+#[inline]
+fn cvt(rc: libc::c_int) -> Result<libc::c_int, Errno> {
+    if rc < 0 { Err(Errno::last()) } else { Ok(rc) }
+}
+
+#[inline]
+fn cvt_long(rc: libc::c_long) -> Result<libc::c_long, Errno> {
+    if rc < 0 { Err(Errno::last()) } else { Ok(rc) }
+}
+
+/// Ends the process if anything ever unwinds through the child's code: an unwind must never
+/// reach the parent's stack frames in this copy of the process.
+struct ExitOnUnwind;
+
+impl Drop for ExitOnUnwind {
+    fn drop(&mut self) {
+        // SAFETY: _exit is async-signal-safe and never returns.
+        unsafe { libc::_exit(127) }
+    }
+}
+
+/// Entry point of the sandboxed process. Never returns: it ends in `execve` or `_exit`.
+pub(crate) fn run(p: &Plan) -> ! {
+    let _guard = ExitOnUnwind;
+    let Err((stage, errno)) = setup(p);
+    fail(p.err_fd, stage, errno)
+}
+
+/// Report `(stage, errno)` on the error pipe and exit with 127.
+fn fail(err_fd: libc::c_int, stage: Stage, errno: Errno) -> ! {
+    let s = (stage as u32).to_ne_bytes();
+    let e = (errno as i32).to_ne_bytes();
+    let msg: [u8; ERR_MSG_LEN] = [s[0], s[1], s[2], s[3], e[0], e[1], e[2], e[3]];
+    // SAFETY: write and _exit are async-signal-safe; `msg` lives on this stack. 8 bytes are
+    // below PIPE_BUF, so the write is atomic.
+    unsafe {
+        libc::write(err_fd, msg.as_ptr().cast(), msg.len());
+        libc::_exit(127)
+    }
+}
+
+fn setup(p: &Plan) -> Step<Infallible> {
+    // Every signal is blocked (the parent blocked them around the clone). First make sure no
+    // handler of the parent can ever run here, and that we die with the parent.
+    reset_signal_handlers().at(Stage::Signals)?;
+    if p.die_with_parent {
+        // SAFETY: plain prctl with integer arguments.
+        cvt(unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        })
+        .at(Stage::ParentDeathSignal)?;
+    }
+    // The parent writes our id maps, then releases us. If it died before we set the death
+    // signal, its end of the pipe is closed: then we stop here.
+    wait_release(p.sync_fd).at(Stage::Release)?;
+
+    if p.setsid {
+        // SAFETY: setsid has no arguments.
+        cvt(unsafe { libc::setsid() }).at(Stage::Setsid)?;
+    }
+    if p.join_net >= 0 {
+        // SAFETY: setns on a descriptor the parent checked is a network namespace.
+        cvt(unsafe { libc::setns(p.join_net, libc::CLONE_NEWNET) }).at(Stage::JoinNetNs)?;
+    }
+    if p.mount_private {
+        // Mount events of this namespace must never propagate to the host's.
+        // SAFETY: static C strings and null data.
+        cvt(unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            )
+        })
+        .at(Stage::MountPropagation)?;
+    }
+    if p.time_ns {
+        enter_time_ns(p).at(Stage::TimeNs)?;
+    }
+    if let Some(h) = p.hostname {
+        // SAFETY: `h` is a C string of at most 64 bytes.
+        cvt(unsafe { libc::sethostname(h.as_ptr(), h.count_bytes()) }).at(Stage::Hostname)?;
+    }
+    if p.lo_up {
+        loopback_up().at(Stage::Loopback)?;
+    }
+
+    if p.init {
+        init::install_forwarding().at(Stage::InitSignals)?;
+        // SAFETY: fork-like clone; the child continues with async-signal-safe code only.
+        let pid = cvt_long(unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        })
+        .at(Stage::InitFork)?;
+        if pid != 0 {
+            init::run(p, pid as libc::pid_t);
+        }
+        init::uninstall_forwarding().at(Stage::Signals)?;
+    }
+    payload(p)
+}
+
+/// The program's process: stdio, identity, capabilities, descriptors, exec.
+fn payload(p: &Plan) -> Step<Infallible> {
+    for (target, src) in (0..).zip(p.stdio) {
+        if src >= 0 {
+            // SAFETY: dup2 of a descriptor the parent prepared. dup2 clears close-on-exec.
+            cvt(unsafe { libc::dup2(src, target) }).at(Stage::Stdio)?;
+        }
+    }
+    for &(src, target) in p.pass {
+        // SAFETY: every source is above every target, so no source is overwritten.
+        cvt(unsafe { libc::dup2(src, target) }).at(Stage::PassFds)?;
+    }
+    for (resource, lim) in p.rlimits {
+        // SAFETY: `lim` is a valid rlimit.
+        cvt(unsafe { libc::setrlimit(*resource, lim) }).at(Stage::Rlimit)?;
+    }
+    if let Some(mask) = p.umask {
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(mask) };
+    }
+    drop_privileges(p)?;
+    if let Some(cwd) = p.cwd {
+        // After dropping privileges, so the directory is checked as the program's user.
+        // SAFETY: `cwd` is a C string.
+        cvt(unsafe { libc::chdir(cwd.as_ptr()) }).at(Stage::Chdir)?;
+    }
+    // SAFETY: plain prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).at(Stage::NoNewPrivs)?;
+    close_fds(p.keep).at(Stage::CloseFds)?;
+
+    // SAFETY: an empty signal set on this stack.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        cvt(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &empty,
+            std::ptr::null_mut(),
+        ))
+        .at(Stage::Signals)?;
+    }
+    // SAFETY: NULL-terminated arrays of C strings built by the parent.
+    unsafe { libc::execve(p.program.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr()) };
+    Err((Stage::Exec, Errno::last()))
+}
+
+/// `struct sigaction` as the kernel's `rt_sigaction` takes it (x86_64 and aarch64 layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Set every signal that has a handler back to `SIG_DFL`, and `SIGPIPE` too (Rust programs
+/// ignore it; the payload should not inherit that). Ignored signals other than `SIGPIPE` stay
+/// ignored, as with `std::process::Command`.
+fn reset_signal_handlers() -> Result<(), Errno> {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut old = KernelSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: raw rt_sigaction reading the current action into a struct on this stack.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<KernelSigaction>(),
+                &mut old,
+                8usize,
+            )
+        };
+        if rc != 0 {
+            continue;
+        }
+        let handled = old.handler != libc::SIG_DFL && old.handler != libc::SIG_IGN;
+        if handled || (sig == libc::SIGPIPE && old.handler == libc::SIG_IGN) {
+            set_default(sig)?;
+        }
+    }
+    Ok(())
+}
+
+fn set_default(sig: libc::c_int) -> Result<(), Errno> {
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: raw rt_sigaction installing SIG_DFL (no restorer needed).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &dfl,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        )
+    };
+    cvt_long(rc).map(drop)
+}
+
+fn wait_release(fd: libc::c_int) -> Result<(), Errno> {
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: reads one byte into this stack buffer.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+        match n {
+            1 => break,
+            0 => return Err(Errno::EPIPE),
+            _ if Errno::last() == Errno::EINTR => continue,
+            _ => return Err(Errno::last()),
+        }
+    }
+    // The parent keeps its end open until we have executed. A hang-up now means it died
+    // before our death signal was set: nobody would ever clean up after us.
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd on this stack, zero timeout.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if rc > 0 && pfd.revents & libc::POLLHUP != 0 {
+        return Err(Errno::EPIPE);
+    }
+    // SAFETY: our copy of the descriptor is no longer needed.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// Create a time namespace, write its offsets while no process is in it yet, then enter it
+/// (the program, and in a pid namespace also the init, run in it).
+fn enter_time_ns(p: &Plan) -> Result<(), Errno> {
+    // SAFETY: unshare with a flag.
+    cvt(unsafe { libc::unshare(CLONE_NEWTIME) })?;
+    if let Some(offsets) = p.time_offsets {
+        // SAFETY: static path; the descriptor is closed below.
+        let fd = cvt(unsafe {
+            libc::open(
+                c"/proc/self/timens_offsets".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            )
+        })?;
+        // SAFETY: writes the bytes of a C string.
+        let n = unsafe { libc::write(fd, offsets.as_ptr().cast(), offsets.count_bytes()) };
+        let err = Errno::last();
+        // SAFETY: closes the descriptor opened above.
+        unsafe { libc::close(fd) };
+        if n < 0 {
+            return Err(err);
+        }
+    }
+    // SAFETY: static path; the descriptor is closed below.
+    let fd = cvt(unsafe {
+        libc::open(
+            c"/proc/self/ns/time_for_children".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: setns on the descriptor just opened.
+    let rc = unsafe { libc::setns(fd, CLONE_NEWTIME) };
+    let err = Errno::last();
+    // SAFETY: closes the descriptor opened above.
+    unsafe { libc::close(fd) };
+    if rc < 0 { Err(err) } else { Ok(()) }
+}
+
+/// `ip link set lo up` with two ioctls.
+fn loopback_up() -> Result<(), Errno> {
+    // SAFETY: socket with constant arguments.
+    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: ifreq is plain data; the name "lo" fits; the ioctls read/write this struct.
+    let rc = unsafe {
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        ifr.ifr_name[0] = b'l' as libc::c_char;
+        ifr.ifr_name[1] = b'o' as libc::c_char;
+        let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr);
+        if rc == 0 {
+            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
+        }
+        rc
+    };
+    let err = Errno::last();
+    // SAFETY: closes the socket opened above.
+    unsafe { libc::close(fd) };
+    if rc < 0 { Err(err) } else { Ok(()) }
+}
+
+/// Set uid/gid/groups and drop every capability not kept, from every set.
+///
+/// Order: the bounding set first (needs `CAP_SETPCAP`), then the ids (with `PR_SET_KEEPCAPS`
+/// when capabilities are kept, since changing to a non-zero uid clears them), then
+/// effective/permitted/inheritable, then ambient (which keeps kept capabilities across exec for
+/// a non-root program).
+fn drop_privileges(p: &Plan) -> Step {
+    let keep = p.keep_caps;
+    // Without CAP_SETPCAP (a caller without privileges and without a user namespace) the
+    // bounding set cannot be changed; no_new_privs makes it irrelevant then.
+    if caps::effective_has(caps::CAP_SETPCAP).at(Stage::Capabilities)? {
+        caps::drop_bounding(keep, p.cap_last_cap).at(Stage::Capabilities)?;
+    }
+    if p.uid.is_some() || p.gid.is_some() {
+        if keep != 0 {
+            // SAFETY: plain prctl with integer arguments.
+            cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
+                .at(Stage::Capabilities)?;
+        }
+        if p.setgroups_allowed {
+            // SAFETY: raw setgroups with an empty list (per-thread; this process has one).
+            cvt_long(unsafe {
+                libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>())
+            })
+            .at(Stage::Setgroups)?;
+        }
+        if let Some(gid) = p.gid {
+            // SAFETY: raw setresgid with integer arguments.
+            cvt_long(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })
+                .at(Stage::Setgid)?;
+        }
+        if let Some(uid) = p.uid {
+            // SAFETY: raw setresuid with integer arguments.
+            cvt_long(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })
+                .at(Stage::Setuid)?;
+        }
+    }
+    caps::capset_all(keep).at(Stage::Capabilities)?;
+    caps::set_ambient(keep, p.cap_last_cap).at(Stage::Capabilities)?;
+    Ok(())
+}
+
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+/// Mark every descriptor from `first` to `last` close-on-exec (the error pipe must stay open
+/// until exec, so nothing is closed outright).
+fn cloexec_range(first: libc::c_uint, last: libc::c_uint) -> Result<(), Errno> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: close_range with integer arguments.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, CLOSE_RANGE_CLOEXEC) };
+    if rc == 0 {
+        return Ok(());
+    }
+    match Errno::last() {
+        // Kernels before 5.11: no CLOSE_RANGE_CLOEXEC (EINVAL) or no close_range (ENOSYS).
+        Errno::EINVAL | Errno::ENOSYS => {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit into a struct on this stack.
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+            let top = (lim.rlim_cur.min(1 << 20) as libc::c_uint).min(last.saturating_add(1));
+            for fd in first..top {
+                // SAFETY: fcntl on a descriptor number; EBADF for closed ones is fine.
+                unsafe { libc::fcntl(fd as libc::c_int, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+            Ok(())
+        }
+        e => Err(e),
+    }
+}
+
+/// Every descriptor but 0-2 and `keep` (sorted) is marked close-on-exec.
+fn close_fds(keep: &[libc::c_int]) -> Result<(), Errno> {
+    let mut next: libc::c_uint = 3;
+    for &k in keep {
+        let k = k as libc::c_uint;
+        if k > next {
+            cloexec_range(next, k - 1)?;
+        }
+        next = k.saturating_add(1);
+    }
+    cloexec_range(next, libc::c_uint::MAX)
+}

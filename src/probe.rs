@@ -1,0 +1,336 @@
+//! What this host supports, how much of a sandbox's configuration a spawn may give up
+//! ([`Compat`]), and the [`Report`] of what was actually enforced.
+//!
+//! The model is rust-landlock's: every optional layer is *best effort* by default. When the host
+//! cannot provide a layer (a common case: unprivileged user namespaces are disabled, as on
+//! Ubuntu ≥ 23.10 through AppArmor), the sandbox still runs with every layer that works and the
+//! [`Report`] says exactly what was left out and why. A layer marked [`Compat::Required`] turns
+//! that into an [`Error::Unsupported`](crate::Error::Unsupported) with a hint instead.
+//!
+//! Log the report; do not branch on it. If a layer matters to you, require it.
+
+use std::fmt;
+use std::fs;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use crate::ns::Namespace;
+
+/// How to treat a layer that this host cannot provide.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Compat {
+    /// Run without it and say so in the [`Report`] (the default).
+    #[default]
+    BestEffort,
+    /// Refuse to spawn: `spawn` returns [`Error::Unsupported`](crate::Error::Unsupported).
+    Required,
+}
+
+/// One independently enforceable part of a sandbox.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layer {
+    /// A new namespace of this kind.
+    Namespace(Namespace),
+    /// `PR_SET_NO_NEW_PRIVS`: setuid binaries and file capabilities grant nothing.
+    NoNewPrivs,
+    /// Capabilities dropped (all but the ones asked to keep).
+    Capabilities,
+    /// Every file descriptor but stdio and the passed ones closed at exec.
+    CloseFds,
+    /// A new session without a controlling terminal (`setsid`).
+    NewSession,
+    /// Killed with `SIGKILL` when the thread that spawned it exits.
+    DieWithParent,
+    /// Resource limits (`setrlimit`).
+    Rlimits,
+    /// The hostname set in the new UTS namespace.
+    Hostname,
+    /// Clock offsets of the new time namespace.
+    TimeOffsets,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Layer::Namespace(ns) => write!(f, "{} namespace", ns.name()),
+            Layer::NoNewPrivs => f.write_str("no_new_privs"),
+            Layer::Capabilities => f.write_str("capability drop"),
+            Layer::CloseFds => f.write_str("closing inherited file descriptors"),
+            Layer::NewSession => f.write_str("new session"),
+            Layer::DieWithParent => f.write_str("die with parent"),
+            Layer::Rlimits => f.write_str("resource limits"),
+            Layer::Hostname => f.write_str("hostname"),
+            Layer::TimeOffsets => f.write_str("time namespace offsets"),
+        }
+    }
+}
+
+/// Whether a requested layer is in force.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Enforcement {
+    /// In force.
+    Enforced,
+    /// Requested, but this host could not provide it.
+    NotEnforced {
+        /// Why not.
+        reason: String,
+        /// How to get it.
+        hint: &'static str,
+    },
+}
+
+/// What a spawned sandbox actually got, layer by layer.
+///
+/// Returned by [`Child::report`](crate::Child::report) and included in every
+/// [`Outcome`](crate::Outcome).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    entries: Vec<(Layer, Enforcement)>,
+}
+
+impl Report {
+    pub(crate) fn push(&mut self, layer: Layer, e: Enforcement) {
+        self.entries.push((layer, e));
+    }
+
+    /// Every requested layer with its enforcement, in setup order.
+    pub fn iter(&self) -> impl Iterator<Item = (Layer, &Enforcement)> {
+        self.entries.iter().map(|(l, e)| (*l, e))
+    }
+
+    /// The enforcement of one layer, or `None` if it was not requested.
+    pub fn get(&self, layer: Layer) -> Option<&Enforcement> {
+        self.entries
+            .iter()
+            .find(|(l, _)| *l == layer)
+            .map(|(_, e)| e)
+    }
+
+    /// Whether `layer` was requested and is in force.
+    pub fn is_enforced(&self, layer: Layer) -> bool {
+        matches!(self.get(layer), Some(Enforcement::Enforced))
+    }
+
+    /// Whether every requested layer is in force.
+    pub fn is_fully_enforced(&self) -> bool {
+        self.entries
+            .iter()
+            .all(|(_, e)| matches!(e, Enforcement::Enforced))
+    }
+
+    /// The layers that were requested but are not in force.
+    pub fn not_enforced(&self) -> impl Iterator<Item = (Layer, &str, &'static str)> {
+        self.entries.iter().filter_map(|(l, e)| match e {
+            Enforcement::NotEnforced { reason, hint } => Some((*l, reason.as_str(), *hint)),
+            Enforcement::Enforced => None,
+        })
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (layer, e) in &self.entries {
+            match e {
+                Enforcement::Enforced => writeln!(f, "  enforced      {layer}")?,
+                Enforcement::NotEnforced { reason, hint } => {
+                    writeln!(f, "  NOT enforced  {layer}: {reason} (fix: {hint})")?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why user namespaces cannot be used by this process, with the fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unavailable {
+    /// What was found.
+    pub reason: String,
+    /// How to change it.
+    pub hint: &'static str,
+}
+
+/// What this host and this process can do, found once per process by [`probe()`].
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct HostInfo {
+    /// The effective uid of this process.
+    pub euid: u32,
+    /// The effective gid of this process.
+    pub egid: u32,
+    /// Whether this process holds `CAP_SYS_ADMIN` (then it needs no user namespace).
+    pub privileged: bool,
+    /// Whether this process may create user namespaces, or why not.
+    pub user_ns: Result<(), Unavailable>,
+    /// Namespace kinds this kernel knows (`/proc/self/ns/*`).
+    pub namespaces: Vec<Namespace>,
+    /// The highest capability number of this kernel (`/proc/sys/kernel/cap_last_cap`).
+    pub cap_last_cap: u32,
+    /// The kernel release, e.g. `"6.1.0-28-amd64"`.
+    pub kernel: String,
+}
+
+impl HostInfo {
+    /// Whether this kernel knows namespaces of this kind.
+    pub fn supports(&self, ns: Namespace) -> bool {
+        self.namespaces.contains(&ns)
+    }
+}
+
+fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
+    fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}
+
+const USERNS_HINT: &str = "allow unprivileged user namespaces: sysctl user.max_user_namespaces=15000, sysctl kernel.unprivileged_userns_clone=1 (Debian < 11), sysctl kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile with `userns,` (Ubuntu >= 23.10); or run as root";
+
+fn probe_user_ns(privileged: bool) -> Result<(), Unavailable> {
+    if !Path::new("/proc/self/ns/user").exists() {
+        return Err(Unavailable {
+            reason: "this kernel has no user namespaces (CONFIG_USER_NS)".into(),
+            hint: "use a kernel built with CONFIG_USER_NS=y",
+        });
+    }
+    if read_trimmed("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return Err(Unavailable {
+            reason: "user.max_user_namespaces is 0".into(),
+            hint: USERNS_HINT,
+        });
+    }
+    if privileged {
+        return Ok(());
+    }
+    if read_trimmed("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return Err(Unavailable {
+            reason: "kernel.unprivileged_userns_clone is 0".into(),
+            hint: USERNS_HINT,
+        });
+    }
+    if read_trimmed("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref()
+        == Some("1")
+    {
+        return Err(Unavailable {
+            reason: "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)".into(),
+            hint: USERNS_HINT,
+        });
+    }
+    Ok(())
+}
+
+/// Whether the calling thread's effective capability set holds `cap`.
+pub(crate) fn has_effective_cap(cap: u32) -> bool {
+    let mut hdr = libc_cap_header();
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two `CapData` entries for _LINUX_CAPABILITY_VERSION_3.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return false;
+    }
+    let (word, bit) = ((cap / 32) as usize, cap % 32);
+    data.get(word)
+        .is_some_and(|d| d.effective & (1 << bit) != 0)
+}
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CapHeader {
+    pub version: u32,
+    pub pid: i32,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CapData {
+    pub effective: u32,
+    pub permitted: u32,
+    pub inheritable: u32,
+}
+
+pub(crate) const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+pub(crate) fn libc_cap_header() -> CapHeader {
+    CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    }
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// What this host and process support. Computed once, then cached for the process's lifetime.
+pub fn probe() -> &'static HostInfo {
+    static INFO: OnceLock<HostInfo> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let euid = nix::unistd::geteuid().as_raw();
+        let egid = nix::unistd::getegid().as_raw();
+        let privileged = has_effective_cap(CAP_SYS_ADMIN);
+        let namespaces = Namespace::ALL
+            .into_iter()
+            .filter(|ns| Path::new("/proc/self/ns").join(ns.proc_name()).exists())
+            .collect();
+        let cap_last_cap = read_trimmed("/proc/sys/kernel/cap_last_cap")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(40);
+        let kernel = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        HostInfo {
+            euid,
+            egid,
+            privileged,
+            user_ns: probe_user_ns(privileged),
+            namespaces,
+            cap_last_cap,
+            kernel,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_tracks_enforcement() {
+        let mut r = Report::default();
+        r.push(Layer::NoNewPrivs, Enforcement::Enforced);
+        r.push(
+            Layer::Namespace(Namespace::Net),
+            Enforcement::NotEnforced {
+                reason: "no".into(),
+                hint: "yes",
+            },
+        );
+        assert!(r.is_enforced(Layer::NoNewPrivs));
+        assert!(!r.is_enforced(Layer::Namespace(Namespace::Net)));
+        assert!(!r.is_fully_enforced());
+        assert_eq!(r.get(Layer::Rlimits), None);
+        let missing: Vec<_> = r.not_enforced().collect();
+        assert_eq!(
+            missing,
+            vec![(Layer::Namespace(Namespace::Net), "no", "yes")]
+        );
+        let text = r.to_string();
+        assert!(
+            text.contains("NOT enforced  net namespace: no (fix: yes)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn probe_finds_basic_namespaces() {
+        let info = probe();
+        assert!(info.supports(Namespace::Pid));
+        assert!(info.supports(Namespace::Net));
+        assert!(info.cap_last_cap >= 36);
+    }
+}

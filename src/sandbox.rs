@@ -1,0 +1,313 @@
+//! [`Sandbox`]: the consuming builder that describes a sandbox. Pure data: nothing touches the
+//! kernel until [`Sandbox::spawn`].
+
+use std::ffi::{OsStr, OsString};
+use std::time::Duration;
+
+use crate::caps::Capability;
+use crate::child::{Child, Outcome};
+use crate::command::{Command, Stdio};
+use crate::error::Result;
+use crate::ns::{Namespace, Net, TimeOffsets, UserNs};
+use crate::probe::Compat;
+use crate::rlimit::Rlimit;
+
+/// A sandbox configuration: which namespaces, which identity, which limits.
+///
+/// Setters take and return `Self`, so a sandbox is written as one expression, kept, and
+/// [`spawn`](Sandbox::spawn)ed as many times as needed (it is `Clone` and `Sync`).
+///
+/// [`Sandbox::new`] is *hygiene only*: no namespaces, but the process hygiene every sandbox
+/// gets — a new session without a controlling terminal (no `TIOCSTI` injection), killed when
+/// the spawning thread exits, `no_new_privs`, every capability dropped, every file descriptor but
+/// stdio (and the ones passed explicitly) closed, an empty environment, reset signal handling.
+///
+/// Each optional layer follows the [`Compat`] level in force when it is added
+/// ([`Sandbox::compat`]): best effort by default — if this host cannot provide it, the sandbox
+/// runs without it and the [`Report`](crate::Report) says so — or required.
+///
+/// ```no_run
+/// use ringfence::{Command, Net, Sandbox, Stdio};
+/// use std::time::Duration;
+///
+/// let sandbox = Sandbox::new()
+///     .pid_ns()
+///     .net(Net::New)
+///     .hostname("box")
+///     .timeout(Duration::from_secs(10));
+/// let out = sandbox.output(Command::new("hostname").env("PATH", "/usr/bin:/bin"))?;
+/// assert_eq!(out.stdout, b"box\n");
+/// # Ok::<(), ringfence::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Sandbox {
+    pub(crate) ns: [Option<Compat>; Namespace::ALL.len()],
+    pub(crate) user_ns: Option<UserNs>,
+    pub(crate) net: Net,
+    pub(crate) hostname: Option<OsString>,
+    pub(crate) time_offsets: Option<TimeOffsets>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) keep_caps: u64,
+    pub(crate) rlimits: Vec<(Rlimit, u64, u64)>,
+    pub(crate) umask: Option<u32>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) die_with_parent: bool,
+    pub(crate) new_session: bool,
+    compat: Compat,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+impl Sandbox {
+    /// A sandbox with process hygiene only (see the type's documentation).
+    pub fn new() -> Sandbox {
+        Sandbox {
+            ns: [None; Namespace::ALL.len()],
+            user_ns: None,
+            net: Net::Host,
+            hostname: None,
+            time_offsets: None,
+            uid: None,
+            gid: None,
+            keep_caps: 0,
+            rlimits: Vec::new(),
+            umask: None,
+            timeout: None,
+            die_with_parent: true,
+            new_session: true,
+            compat: Compat::BestEffort,
+        }
+    }
+
+    /// Set the [`Compat`] level of every layer added after this call. Layers added before keep
+    /// theirs, so one chain can require some layers and take others best effort:
+    ///
+    /// ```
+    /// use ringfence::{Compat, Net, Sandbox};
+    /// let sb = Sandbox::new()
+    ///     .ipc_ns()                 // best effort
+    ///     .compat(Compat::Required)
+    ///     .net(Net::New);           // required: spawn fails if it cannot be had
+    /// ```
+    pub fn compat(mut self, level: Compat) -> Sandbox {
+        self.compat = level;
+        self
+    }
+
+    fn with_ns(mut self, ns: Namespace) -> Sandbox {
+        let slot = &mut self.ns[ns.index()];
+        // The stricter level wins when a namespace is asked for twice.
+        *slot = Some(slot.map_or(self.compat, |c| c.max(self.compat)));
+        self
+    }
+
+    /// New pid, ipc, uts, cgroup and network namespaces (and a user namespace where the caller
+    /// needs one), like `bwrap --unshare-all` or `unshare -Upinuc`.
+    pub fn unshare_all(self) -> Sandbox {
+        self.pid_ns().ipc_ns().uts_ns().cgroup_ns().net(Net::New)
+    }
+
+    /// A new user namespace with this id mapping.
+    ///
+    /// Callers without `CAP_SYS_ADMIN` get one automatically (mapping their own ids,
+    /// [`UserNs::current`]) as soon as they ask for any namespace; this sets the mapping
+    /// explicitly, and as root creates a user namespace that would not be used otherwise.
+    pub fn user_ns(mut self, map: UserNs) -> Sandbox {
+        self.user_ns = Some(map);
+        self.with_ns(Namespace::User)
+    }
+
+    /// A new pid namespace. Its first process is a small init (pid 1) that forwards
+    /// SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH to the program, reaps
+    /// orphans, and exits with the program's status; when it exits, the kernel kills every
+    /// process left in the namespace.
+    pub fn pid_ns(self) -> Sandbox {
+        self.with_ns(Namespace::Pid)
+    }
+
+    /// A new IPC namespace (System V IPC, POSIX message queues).
+    pub fn ipc_ns(self) -> Sandbox {
+        self.with_ns(Namespace::Ipc)
+    }
+
+    /// A new UTS namespace (hostname, domain name). See also [`Sandbox::hostname`].
+    pub fn uts_ns(self) -> Sandbox {
+        self.with_ns(Namespace::Uts)
+    }
+
+    /// A new cgroup namespace: the sandbox sees its own cgroup as the root.
+    pub fn cgroup_ns(self) -> Sandbox {
+        self.with_ns(Namespace::Cgroup)
+    }
+
+    /// A new mount namespace (mount propagation to the host is cut with `MS_PRIVATE`).
+    pub fn mount_ns(self) -> Sandbox {
+        self.with_ns(Namespace::Mount)
+    }
+
+    /// A new time namespace, with the clocks unchanged. See [`Sandbox::time_offsets`].
+    pub fn time_ns(self) -> Sandbox {
+        self.with_ns(Namespace::Time)
+    }
+
+    /// A new time namespace whose `CLOCK_MONOTONIC` and `CLOCK_BOOTTIME` run ahead by these
+    /// offsets. The wall clock is not affected (no namespace can change it).
+    pub fn time_offsets(mut self, offsets: TimeOffsets) -> Sandbox {
+        self.time_offsets = Some(offsets);
+        self.with_ns(Namespace::Time)
+    }
+
+    /// The network: the host's ([`Net::Host`], the default), a new one with only `lo`
+    /// ([`Net::New`]), or an existing namespace ([`Net::Join`]).
+    pub fn net(mut self, net: Net) -> Sandbox {
+        self.ns[Namespace::Net.index()] = None;
+        if matches!(net, Net::New) {
+            self = self.with_ns(Namespace::Net);
+        }
+        self.net = net;
+        self
+    }
+
+    /// Set the hostname inside. Implies a new UTS namespace, so the host's hostname is never
+    /// touched: if the UTS namespace cannot be had, the hostname is not set either.
+    pub fn hostname(mut self, name: impl AsRef<OsStr>) -> Sandbox {
+        self.hostname = Some(name.as_ref().to_owned());
+        self.with_ns(Namespace::Uts)
+    }
+
+    /// Run the program as this uid (inside the user namespace, if there is one).
+    pub fn uid(mut self, uid: u32) -> Sandbox {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// Run the program as this gid, with no supplementary groups.
+    pub fn gid(mut self, gid: u32) -> Sandbox {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// Keep these capabilities (all others are dropped from every set, including the bounding
+    /// set). They stay effective across `execve` also for a non-root program (through the
+    /// ambient set). By default every capability is dropped.
+    pub fn capabilities(mut self, keep: impl IntoIterator<Item = Capability>) -> Sandbox {
+        self.keep_caps = keep
+            .into_iter()
+            .fold(0, |mask, c| mask | (1u64 << c.index()));
+        self
+    }
+
+    /// Set a resource limit (`setrlimit(2)`) for the program. `u64::MAX` is "unlimited".
+    pub fn rlimit(mut self, resource: Rlimit, soft: u64, hard: u64) -> Sandbox {
+        self.rlimits.retain(|(r, _, _)| *r != resource);
+        self.rlimits.push((resource, soft, hard));
+        self
+    }
+
+    /// The program's file mode creation mask (by default the parent's).
+    pub fn umask(mut self, mask: u32) -> Sandbox {
+        self.umask = Some(mask & 0o777);
+        self
+    }
+
+    /// Kill the whole sandbox when it runs longer than this (wall-clock time, counted from the
+    /// spawn). The deadline is enforced by the [`Child`] methods that wait
+    /// ([`wait`](Child::wait), [`wait_timeout`](Child::wait_timeout),
+    /// [`try_wait`](Child::try_wait), [`wait_with_output`](Child::wait_with_output)); the
+    /// [`Outcome`] says `timed_out`.
+    pub fn timeout(mut self, limit: Duration) -> Sandbox {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// Whether the sandbox is killed (`SIGKILL`) when the *thread* that spawned it exits — for
+    /// example when the parent crashes. On by default. Note that this is tied to the spawning
+    /// thread, not the process (see `PR_SET_PDEATHSIG` in `prctl(2)`): spawn from a thread that
+    /// outlives the sandbox, or turn this off.
+    pub fn die_with_parent(mut self, on: bool) -> Sandbox {
+        self.die_with_parent = on;
+        self
+    }
+
+    /// Whether the program starts in a new session with no controlling terminal (`setsid`).
+    /// On by default: with the caller's terminal, a sandboxed program could inject input into
+    /// it (`TIOCSTI`). Turn it off only for trusted interactive programs.
+    pub fn new_session(mut self, on: bool) -> Sandbox {
+        self.new_session = on;
+        self
+    }
+
+    /// Whether a namespace of this kind is requested (explicitly or implied by another option).
+    pub fn requests(&self, ns: Namespace) -> bool {
+        self.ns[ns.index()].is_some()
+    }
+
+    /// Start `cmd` in a new instance of this sandbox.
+    ///
+    /// Returns when the program has been `execve`d (or with the error that prevented it — in
+    /// which case nothing of the sandbox is left behind).
+    pub fn spawn(&self, cmd: &Command) -> Result<Child> {
+        crate::spawn::spawn(self, cmd)
+    }
+
+    /// Run `cmd` to completion and collect its output: stdout and stderr are captured (unless
+    /// the command set them otherwise) and stdin is `/dev/null` (unless set).
+    pub fn output(&self, cmd: &Command) -> Result<Outcome> {
+        let mut cmd = cmd.clone();
+        if matches!(cmd.stdin, Stdio::Inherit) {
+            cmd.stdin(Stdio::Null);
+        }
+        if matches!(cmd.stdout, Stdio::Inherit) {
+            cmd.stdout(Stdio::Piped);
+        }
+        if matches!(cmd.stderr, Stdio::Inherit) {
+            cmd.stderr(Stdio::Piped);
+        }
+        self.spawn(&cmd)?.wait_with_output()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compat_applies_to_later_layers_and_stricter_wins() {
+        let sb = Sandbox::new()
+            .ipc_ns()
+            .compat(Compat::Required)
+            .pid_ns()
+            .compat(Compat::BestEffort)
+            .pid_ns()
+            .uts_ns();
+        assert_eq!(sb.ns[Namespace::Ipc.index()], Some(Compat::BestEffort));
+        assert_eq!(sb.ns[Namespace::Pid.index()], Some(Compat::Required));
+        assert_eq!(sb.ns[Namespace::Uts.index()], Some(Compat::BestEffort));
+        assert_eq!(sb.ns[Namespace::Net.index()], None);
+    }
+
+    #[test]
+    fn net_choice_replaces_the_previous_one() {
+        let sb = Sandbox::new().net(Net::New);
+        assert!(sb.requests(Namespace::Net));
+        let sb = sb.net(Net::Host);
+        assert!(!sb.requests(Namespace::Net));
+    }
+
+    #[test]
+    fn hostname_implies_uts() {
+        assert!(Sandbox::new().hostname("x").requests(Namespace::Uts));
+    }
+
+    #[test]
+    fn sandbox_is_send_and_sync() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<Sandbox>();
+    }
+}

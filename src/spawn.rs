@@ -1,0 +1,798 @@
+//! The parent's side of a spawn: prepare everything the sandboxed process needs as plain data,
+//! `clone3` it into its namespaces, do the parent's part of the setup (id maps), release it, and
+//! read the error pipe until the program has been executed.
+//!
+//! ```text
+//!  parent                                   sandboxed process (src/inside, no allocation)
+//!  ──────                                   ─────────────────────────────────────────────
+//!  decide namespaces, build Plan
+//!  block signals, clone3(CLONE_PIDFD|NEW*) ─► PDEATHSIG, reset signal handlers
+//!  write uid_map / setgroups / gid_map         wait for release ◄──── sync pipe
+//!  release ────────────────────────────────►   setsid, setns, time ns, hostname, lo up
+//!                                              [pid ns: fork payload, stay as init]
+//!                                              stdio, fds, rlimits, ids, caps, cwd, NNP,
+//!                                              close fds, execve
+//!  read error pipe: EOF = exec'd  ◄──────────  or (stage, errno) and _exit(127)
+//! ```
+
+use std::ffi::{CStr, CString};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use nix::errno::Errno;
+
+use crate::child::Child;
+use crate::command::{Command, Stdio};
+use crate::error::{ConfigError, Error, Result, Stage};
+use crate::ns::{Namespace, Net, check_netns};
+use crate::probe::{Compat, Enforcement, HostInfo, Layer, Report, Unavailable, probe};
+use crate::sandbox::Sandbox;
+
+/// Everything the sandboxed process reads, built before the clone. The child only reads it
+/// (in its copy of the parent's memory); it borrows from [`Prepared`], which outlives the clone.
+pub(crate) struct Plan<'a> {
+    pub die_with_parent: bool,
+    pub sync_fd: RawFd,
+    pub err_fd: RawFd,
+    /// Write end of the pipe on which the init process reports the program's wait status;
+    /// -1 without a pid namespace.
+    pub status_fd: RawFd,
+    pub setsid: bool,
+    pub join_net: RawFd,
+    pub mount_private: bool,
+    pub time_ns: bool,
+    pub time_offsets: Option<&'a CStr>,
+    pub hostname: Option<&'a CStr>,
+    pub lo_up: bool,
+    pub init: bool,
+    /// Source descriptors for stdin, stdout, stderr; -1 to inherit.
+    pub stdio: [RawFd; 3],
+    /// (source, target) pairs; every source is above every target.
+    pub pass: &'a [(RawFd, RawFd)],
+    /// Sorted targets of `pass`: the descriptors that survive exec besides 0-2.
+    pub keep: &'a [RawFd],
+    pub rlimits: &'a [(libc::__rlimit_resource_t, libc::rlimit)],
+    pub umask: Option<libc::mode_t>,
+    pub uid: Option<libc::uid_t>,
+    pub gid: Option<libc::gid_t>,
+    /// Whether `setgroups(2)` may be called (not after `setgroups` was denied in a userns).
+    pub setgroups_allowed: bool,
+    pub keep_caps: u64,
+    pub cap_last_cap: u32,
+    pub cwd: Option<&'a CStr>,
+    pub program: &'a CStr,
+    pub argv: &'a CStringArray,
+    pub envp: &'a CStringArray,
+}
+
+/// An owned, NULL-terminated array of C strings, ready for `execve` (std's `CStringArray`).
+pub(crate) struct CStringArray {
+    _items: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl CStringArray {
+    pub fn new(items: Vec<CString>) -> CStringArray {
+        let mut ptrs: Vec<*const libc::c_char> = items.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        CStringArray {
+            _items: items,
+            ptrs,
+        }
+    }
+    pub fn as_ptr(&self) -> *const *const libc::c_char {
+        self.ptrs.as_ptr()
+    }
+}
+
+/// What the parent decided about namespaces for one spawn.
+struct Decision {
+    flags: u64,
+    user_maps: Option<(String, String)>,
+    setgroups_deny: bool,
+    report: Report,
+    hostname: bool,
+    lo_up: bool,
+    time_ns: bool,
+    pid_ns: bool,
+    mount_ns: bool,
+}
+
+/// Decide which namespaces this spawn gets. `refused` is set when the kernel has already
+/// refused to create namespaces for this spawn (then none are created, or spawn fails if one
+/// is required).
+fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Result<Decision> {
+    let requested: Vec<(Namespace, Compat)> = Namespace::ALL
+        .into_iter()
+        .filter_map(|ns| sb.ns[ns.index()].map(|c| (ns, c)))
+        .collect();
+    let explicit_user = sb.user_ns.is_some();
+    let any_other = requested.iter().any(|(ns, _)| *ns != Namespace::User);
+    // Without CAP_SYS_ADMIN every namespace needs a user namespace to own it.
+    let need_user = explicit_user || (any_other && !host.privileged);
+
+    if let Net::Join(_) = sb.net {
+        if explicit_user && host.privileged {
+            return Err(ConfigError::Conflict {
+                what: "Net::Join cannot be combined with a new user namespace: the sandbox would hold no capability over the joined network namespace, so joining it would fail; drop .user_ns(..) (root needs none)",
+            }
+            .into());
+        }
+    }
+
+    let user_problem: Option<Unavailable> = match (refused, need_user) {
+        (Some(r), _) => Some(r.clone()),
+        (None, true) => host.user_ns.clone().err(),
+        (None, false) => None,
+    };
+
+    let mut d = Decision {
+        flags: 0,
+        user_maps: None,
+        setgroups_deny: false,
+        report: Report::default(),
+        hostname: false,
+        lo_up: false,
+        time_ns: false,
+        pid_ns: false,
+        mount_ns: false,
+    };
+
+    if need_user {
+        let compat = requested
+            .iter()
+            .map(|(_, c)| *c)
+            .max()
+            .unwrap_or(Compat::BestEffort);
+        // An implicit user namespace is as required as the strictest namespace it serves.
+        let layer = Layer::Namespace(Namespace::User);
+        match &user_problem {
+            Some(p) => {
+                if let Some((ns, _)) = requested.iter().find(|(_, c)| *c == Compat::Required) {
+                    return Err(Error::Unsupported {
+                        layer: Layer::Namespace(*ns),
+                        reason: format!("it needs a user namespace, and {}", p.reason),
+                        hint: p.hint,
+                    });
+                }
+                let _ = compat;
+                for (ns, _) in &requested {
+                    d.report.push(
+                        Layer::Namespace(*ns),
+                        Enforcement::NotEnforced {
+                            reason: if *ns == Namespace::User {
+                                p.reason.clone()
+                            } else {
+                                format!("needs a user namespace: {}", p.reason)
+                            },
+                            hint: p.hint,
+                        },
+                    );
+                }
+                skip_dependents(sb, &mut d.report, "its namespace is not available");
+                return Ok(d);
+            }
+            None => {
+                let map = sb.user_ns.clone().unwrap_or_default();
+                d.user_maps = Some(map.map_files(host.euid, host.egid)?);
+                d.setgroups_deny = !host.privileged;
+                d.flags |= Namespace::User.clone_flag();
+                d.report.push(layer, Enforcement::Enforced);
+            }
+        }
+    } else if let Some(p) = refused {
+        // Root, and the kernel (or a seccomp filter around us) refused the namespaces.
+        if let Some((ns, _)) = requested.iter().find(|(_, c)| *c == Compat::Required) {
+            return Err(Error::Unsupported {
+                layer: Layer::Namespace(*ns),
+                reason: p.reason.clone(),
+                hint: p.hint,
+            });
+        }
+        for (ns, _) in &requested {
+            d.report.push(
+                Layer::Namespace(*ns),
+                Enforcement::NotEnforced {
+                    reason: p.reason.clone(),
+                    hint: p.hint,
+                },
+            );
+        }
+        skip_dependents(sb, &mut d.report, "its namespace is not available");
+        return Ok(d);
+    }
+
+    for (ns, compat) in requested {
+        if ns == Namespace::User {
+            continue;
+        }
+        if !host.supports(ns) {
+            let reason = format!("this kernel has no {} namespaces", ns.name());
+            let hint = "use a kernel with this namespace type enabled (CONFIG_*_NS)";
+            if compat == Compat::Required {
+                return Err(Error::Unsupported {
+                    layer: Layer::Namespace(ns),
+                    reason,
+                    hint,
+                });
+            }
+            d.report.push(
+                Layer::Namespace(ns),
+                Enforcement::NotEnforced { reason, hint },
+            );
+            continue;
+        }
+        match ns {
+            // Entered with unshare + setns after the clone, so offsets can be written first.
+            Namespace::Time => d.time_ns = true,
+            Namespace::Pid => {
+                d.pid_ns = true;
+                d.flags |= ns.clone_flag();
+            }
+            Namespace::Mount => {
+                d.mount_ns = true;
+                d.flags |= ns.clone_flag();
+            }
+            _ => d.flags |= ns.clone_flag(),
+        }
+        d.report.push(Layer::Namespace(ns), Enforcement::Enforced);
+    }
+    d.hostname = sb.hostname.is_some() && d.report.is_enforced(Layer::Namespace(Namespace::Uts));
+    d.lo_up = d.report.is_enforced(Layer::Namespace(Namespace::Net));
+    if sb.hostname.is_some() {
+        d.report.push(
+            Layer::Hostname,
+            if d.hostname {
+                Enforcement::Enforced
+            } else {
+                Enforcement::NotEnforced {
+                    reason: "the UTS namespace is not available; the host's hostname is left alone"
+                        .into(),
+                    hint: "see the UTS namespace entry",
+                }
+            },
+        );
+    }
+    if sb.time_offsets.is_some() {
+        d.report.push(
+            Layer::TimeOffsets,
+            if d.time_ns {
+                Enforcement::Enforced
+            } else {
+                Enforcement::NotEnforced {
+                    reason: "the time namespace is not available".into(),
+                    hint: "see the time namespace entry",
+                }
+            },
+        );
+    }
+    Ok(d)
+}
+
+fn skip_dependents(sb: &Sandbox, report: &mut Report, reason: &str) {
+    if sb.hostname.is_some() {
+        report.push(
+            Layer::Hostname,
+            Enforcement::NotEnforced {
+                reason: format!("{reason}; the host's hostname is left alone"),
+                hint: "see the UTS namespace entry",
+            },
+        );
+    }
+    if sb.time_offsets.is_some() {
+        report.push(
+            Layer::TimeOffsets,
+            Enforcement::NotEnforced {
+                reason: reason.to_owned(),
+                hint: "see the time namespace entry",
+            },
+        );
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::io("create a pipe", e))
+}
+
+/// Move `fd` to a number >= `floor` (close-on-exec), so that placing the passed descriptors in
+/// the child cannot overwrite it.
+fn above(fd: OwnedFd, floor: RawFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() >= floor {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on a valid descriptor returns a new descriptor we then own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+    if new < 0 {
+        return Err(Error::io("duplicate a file descriptor", Errno::last()));
+    }
+    // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+fn dup_above(fd: &OwnedFd, floor: RawFd) -> Result<OwnedFd> {
+    // SAFETY: as in `above`.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor.max(3)) };
+    if new < 0 {
+        return Err(Error::io("duplicate a file descriptor", Errno::last()));
+    }
+    // SAFETY: as in `above`.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// The parent's ends of the stdio pipes.
+#[derive(Default)]
+pub(crate) struct ParentStdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// `clone3` args (`struct clone_args`, up to `cgroup`: 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+static NO_CLONE3: AtomicBool = AtomicBool::new(false);
+
+/// Fork-like clone into new namespaces, returning a pidfd. Returns `Ok(None)` in the child.
+///
+/// # Safety
+/// The child must only run async-signal-safe code (it is a copy of a possibly multi-threaded
+/// process) and must end with `execve` or `_exit`.
+unsafe fn clone_pidfd(ns_flags: u64) -> Result<Option<(libc::pid_t, OwnedFd)>, Errno> {
+    let mut pidfd: libc::c_int = -1;
+    let rc = if !NO_CLONE3.load(Ordering::Relaxed) {
+        let args = CloneArgs {
+            flags: ns_flags | libc::CLONE_PIDFD as u64,
+            pidfd: &mut pidfd as *mut libc::c_int as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..Default::default()
+        };
+        // SAFETY: `args` is a valid clone_args of the size given; no CLONE_VM, so the child
+        // gets its own copy of this stack.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if rc < 0 && Errno::last() == Errno::ENOSYS {
+            // No clone3 (old kernel, or a seccomp filter around us hides it, as Docker's does).
+            NO_CLONE3.store(true, Ordering::Relaxed);
+            None
+        } else {
+            Some(rc)
+        }
+    } else {
+        None
+    };
+    let rc = match rc {
+        Some(rc) => rc,
+        None => {
+            // clone(flags, stack, parent_tid, ...): with CLONE_PIDFD the pidfd is stored at
+            // parent_tid (the third argument on every architecture).
+            let flags = ns_flags | libc::CLONE_PIDFD as u64 | libc::SIGCHLD as u64;
+            // SAFETY: fork-like clone (no CLONE_VM, no new stack); `pidfd` outlives the call.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_clone,
+                    flags as libc::c_ulong,
+                    0usize,
+                    &mut pidfd as *mut libc::c_int,
+                    0usize,
+                    0usize,
+                )
+            }
+        }
+    };
+    if rc < 0 {
+        return Err(Errno::last());
+    }
+    if rc == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the kernel stored a new pidfd that nobody else owns.
+    Ok(Some((rc as libc::pid_t, unsafe {
+        OwnedFd::from_raw_fd(pidfd)
+    })))
+}
+
+/// Blocks every signal in the calling thread until dropped (so no handler of the parent runs
+/// in the child between clone and exec; the child resets handlers before unblocking).
+struct SignalsBlocked(libc::sigset_t);
+
+impl SignalsBlocked {
+    fn new() -> SignalsBlocked {
+        // SAFETY: sigset_t is plain data; the calls only fill it.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            SignalsBlocked(old)
+        }
+    }
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved in `new`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
+}
+
+pub(crate) fn pidfd_kill(pidfd: &OwnedFd, sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
+/// Kill and reap a child that failed during setup.
+fn abort_child(pidfd: &OwnedFd) {
+    let _ = pidfd_kill(pidfd, libc::SIGKILL);
+    let _ = crate::child::waitid(pidfd, libc::WEXITED);
+}
+
+fn write_proc(pid: libc::pid_t, file: &str, data: &str) -> Result<(), Errno> {
+    let path = format!("/proc/{pid}/{file}");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    f.write_all(data.as_bytes())
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
+/// The record the child writes on failure: stage (u32) and errno (i32), native endian.
+pub(crate) const ERR_MSG_LEN: usize = 8;
+
+/// What a spawn prepares once, whatever namespaces it ends up with.
+struct Prepared {
+    program: CString,
+    argv: CStringArray,
+    envp: CStringArray,
+    cwd: Option<CString>,
+    hostname: Option<CString>,
+    rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
+    floor: RawFd,
+    err_r: OwnedFd,
+    err_w: OwnedFd,
+    sync_r: OwnedFd,
+    sync_w: OwnedFd,
+    parent_stdio: ParentStdio,
+    child_stdio: [Option<OwnedFd>; 3],
+    pass_owned: Vec<OwnedFd>,
+    pass: Vec<(RawFd, RawFd)>,
+    keep: Vec<RawFd>,
+    join_net: Option<OwnedFd>,
+}
+
+fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
+    let program = cmd.resolve_program()?;
+    let argv = CStringArray::new(cmd.argv()?);
+    let envp = CStringArray::new(cmd.envp()?);
+    let cwd = cmd.cwd_cstring()?;
+    let hostname = match &sb.hostname {
+        Some(h) => {
+            use std::os::unix::ffi::OsStrExt;
+            if h.is_empty() || h.len() > 64 {
+                return Err(ConfigError::InvalidHostname { len: h.len() }.into());
+            }
+            Some(
+                CString::new(h.as_bytes())
+                    .map_err(|_| ConfigError::InteriorNul { what: "hostname" })?,
+            )
+        }
+        None => None,
+    };
+    let mut rlimits = Vec::with_capacity(sb.rlimits.len());
+    for (r, soft, hard) in &sb.rlimits {
+        if soft > hard {
+            return Err(ConfigError::InvalidRlimit { resource: r.name() }.into());
+        }
+        let lim = |v: u64| {
+            if v == u64::MAX {
+                libc::RLIM_INFINITY
+            } else {
+                v as libc::rlim_t
+            }
+        };
+        rlimits.push((
+            r.resource(),
+            libc::rlimit {
+                rlim_cur: lim(*soft),
+                rlim_max: lim(*hard),
+            },
+        ));
+    }
+    if let Net::Join(fd) = &sb.net {
+        check_netns(fd)?;
+    }
+
+    // Every descriptor the child reads is placed above every passed target, so that putting
+    // the passed descriptors in place cannot overwrite one of them.
+    let floor = cmd
+        .pass_fds()
+        .iter()
+        .map(|(_, t)| *t + 1)
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let (err_r, err_w) = pipe()?;
+    let err_w = above(err_w, floor)?;
+    let (sync_r, sync_w) = pipe()?;
+    let sync_r = above(sync_r, floor)?;
+
+    let mut parent_stdio = ParentStdio::default();
+    let mut child_stdio: [Option<OwnedFd>; 3] = [None, None, None];
+    for (i, s) in [&cmd.stdin, &cmd.stdout, &cmd.stderr]
+        .into_iter()
+        .enumerate()
+    {
+        child_stdio[i] = match s {
+            Stdio::Inherit => None,
+            Stdio::Null => {
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")
+                    .map_err(|e| Error::io("open /dev/null", e))?;
+                Some(above(f.into(), floor)?)
+            }
+            Stdio::Piped => {
+                let (r, w) = pipe()?;
+                let (ours, theirs) = if i == 0 { (w, r) } else { (r, w) };
+                *[
+                    &mut parent_stdio.stdin,
+                    &mut parent_stdio.stdout,
+                    &mut parent_stdio.stderr,
+                ][i] = Some(ours);
+                Some(above(theirs, floor)?)
+            }
+            Stdio::Fd(fd) => Some(dup_above(fd, floor)?),
+        };
+    }
+    let mut pass_owned = Vec::with_capacity(cmd.pass_fds().len());
+    let mut pass = Vec::with_capacity(cmd.pass_fds().len());
+    for (fd, target) in cmd.pass_fds() {
+        let d = dup_above(fd, floor)?;
+        pass.push((d.as_raw_fd(), *target));
+        pass_owned.push(d);
+    }
+    let mut keep: Vec<RawFd> = pass.iter().map(|(_, t)| *t).collect();
+    keep.sort_unstable();
+    let join_net = match &sb.net {
+        Net::Join(fd) => Some(dup_above(fd, floor)?),
+        _ => None,
+    };
+    Ok(Prepared {
+        program,
+        argv,
+        envp,
+        cwd,
+        hostname,
+        rlimits,
+        floor,
+        err_r,
+        err_w,
+        sync_r,
+        sync_w,
+        parent_stdio,
+        child_stdio,
+        pass_owned,
+        pass,
+        keep,
+        join_net,
+    })
+}
+
+pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
+    let started = Instant::now();
+    let host = probe();
+    let prep = prepare(sb, cmd)?;
+
+    // Clone; if the kernel refuses the namespaces and none is required, once more without.
+    let mut refused: Option<Unavailable> = None;
+    let (d, pid, pidfd, status_r) = loop {
+        let d = decide(sb, host, refused.as_ref())?;
+        let (status_r, status_w) = if d.pid_ns {
+            let (r, w) = pipe()?;
+            (Some(r), Some(above(w, prep.floor)?))
+        } else {
+            (None, None)
+        };
+        let plan = Plan {
+            die_with_parent: sb.die_with_parent,
+            sync_fd: prep.sync_r.as_raw_fd(),
+            err_fd: prep.err_w.as_raw_fd(),
+            status_fd: status_w.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            setsid: sb.new_session,
+            join_net: prep.join_net.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            mount_private: d.mount_ns,
+            time_ns: d.time_ns,
+            time_offsets: None,
+            hostname: prep.hostname.as_deref().filter(|_| d.hostname),
+            lo_up: d.lo_up,
+            init: d.pid_ns,
+            stdio: [0, 1, 2]
+                .map(|i: usize| prep.child_stdio[i].as_ref().map_or(-1, |f| f.as_raw_fd())),
+            pass: &prep.pass,
+            keep: &prep.keep,
+            rlimits: &prep.rlimits,
+            umask: sb.umask.map(|m| m as libc::mode_t),
+            uid: sb.uid,
+            gid: sb.gid,
+            setgroups_allowed: !d.setgroups_deny,
+            keep_caps: sb.keep_caps,
+            cap_last_cap: host.cap_last_cap,
+            cwd: prep.cwd.as_deref(),
+            program: &prep.program,
+            argv: &prep.argv,
+            envp: &prep.envp,
+        };
+        let offsets = match (&sb.time_offsets, d.time_ns) {
+            (Some(t), true) => {
+                Some(CString::new(t.render()).map_err(|_| Error::Protocol("NUL in offsets"))?)
+            }
+            _ => None,
+        };
+        let plan = Plan {
+            time_offsets: offsets.as_deref(),
+            ..plan
+        };
+
+        let blocked = SignalsBlocked::new();
+        // SAFETY: the child runs only `inside::run`, which is async-signal-safe and never
+        // returns; `plan` and everything it borrows stay alive in the child's copy.
+        let cloned = unsafe { clone_pidfd(d.flags) };
+        match cloned {
+            Ok(None) => crate::inside::run(&plan),
+            Ok(Some((pid, pidfd))) => {
+                drop(blocked);
+                drop(status_w);
+                break (d, pid, pidfd, status_r);
+            }
+            Err(e) => {
+                drop(blocked);
+                let ns_refused = matches!(
+                    e,
+                    Errno::EPERM | Errno::ENOSPC | Errno::EUSERS | Errno::EINVAL
+                );
+                if d.flags == 0 || !ns_refused || refused.is_some() {
+                    return Err(Error::setup(Stage::Clone, e));
+                }
+                tracing::debug!(errno = %e, "the kernel refused to create namespaces; trying without");
+                refused = Some(Unavailable {
+                    reason: format!("the kernel refused to create namespaces ({e})"),
+                    hint: if d.flags & Namespace::User.clone_flag() != 0 {
+                        "allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1, kernel.apparmor_restrict_unprivileged_userns=0), or lift the seccomp filter or LSM policy that blocks clone with namespace flags"
+                    } else {
+                        "lift the seccomp filter or LSM policy that blocks clone with namespace flags"
+                    },
+                });
+            }
+        }
+    };
+
+    // Parent: close the child's ends, so that the error pipe reaches EOF at exec.
+    let Prepared {
+        err_r,
+        err_w,
+        sync_r,
+        sync_w,
+        parent_stdio,
+        child_stdio,
+        pass_owned,
+        join_net,
+        ..
+    } = prep;
+    drop((err_w, sync_r, child_stdio, pass_owned, join_net));
+
+    // The parent's part of the setup: id maps.
+    if let Some((uid_map, gid_map)) = &d.user_maps {
+        let steps = [
+            (Stage::UidMap, "uid_map", uid_map.as_str()),
+            (
+                Stage::SetgroupsDeny,
+                "setgroups",
+                if d.setgroups_deny { "deny" } else { "allow" },
+            ),
+            (Stage::GidMap, "gid_map", gid_map.as_str()),
+        ];
+        for (stage, file, data) in steps {
+            if let Err(e) = write_proc(pid, file, data) {
+                abort_child(&pidfd);
+                return Err(Error::setup(stage, e));
+            }
+        }
+    }
+
+    // Release the child, then wait until it has executed the program (or failed).
+    let mut sync_w = std::fs::File::from(sync_w);
+    if let Err(e) = sync_w.write_all(&[1]) {
+        abort_child(&pidfd);
+        return Err(Error::io("release the sandboxed process", e));
+    }
+    if let Err(e) = read_error_pipe(err_r) {
+        abort_child(&pidfd);
+        return Err(e);
+    }
+    drop(sync_w);
+
+    let mut report = d.report;
+    push_hygiene(sb, &mut report);
+    tracing::debug!(pid, "sandbox started");
+    Ok(Child::new(
+        pid,
+        pidfd,
+        parent_stdio,
+        status_r,
+        report,
+        started,
+        sb.timeout.map(|t| started + t),
+        !d.pid_ns && sb.new_session,
+    ))
+}
+
+fn push_hygiene(sb: &Sandbox, report: &mut Report) {
+    report.push(Layer::NoNewPrivs, Enforcement::Enforced);
+    report.push(Layer::Capabilities, Enforcement::Enforced);
+    report.push(Layer::CloseFds, Enforcement::Enforced);
+    if sb.new_session {
+        report.push(Layer::NewSession, Enforcement::Enforced);
+    }
+    if sb.die_with_parent {
+        report.push(Layer::DieWithParent, Enforcement::Enforced);
+    }
+    if !sb.rlimits.is_empty() {
+        report.push(Layer::Rlimits, Enforcement::Enforced);
+    }
+}
+
+/// Read the error pipe until EOF (the program was executed) or a failure record.
+fn read_error_pipe(err_r: OwnedFd) -> Result<()> {
+    let mut buf = [0u8; ERR_MSG_LEN];
+    let mut got = 0;
+    loop {
+        match nix::unistd::read(&err_r, &mut buf[got..]) {
+            Ok(0) if got == 0 => return Ok(()),
+            Ok(0) => return Err(Error::Protocol("short failure record on the error pipe")),
+            Ok(n) => {
+                got += n;
+                if got == ERR_MSG_LEN {
+                    let (stage, errno) = buf.split_at(4);
+                    let stage = u32::from_ne_bytes(stage.try_into().expect("4 bytes"));
+                    let errno = i32::from_ne_bytes(errno.try_into().expect("4 bytes"));
+                    let stage = Stage::from_u32(stage)
+                        .ok_or(Error::Protocol("unknown stage on the error pipe"))?;
+                    return Err(Error::setup(stage, Errno::from_raw(errno)));
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::io("read the error pipe", e)),
+        }
+    }
+}
