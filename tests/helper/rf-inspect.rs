@@ -56,15 +56,18 @@ fn main() {
         }
         "orphans" => {
             for _ in 0..num(2) {
-                // SAFETY: as above; the middle process exits, leaving an orphan that exits.
+                // SAFETY: as above; the middle process exits at once (and is reaped here), leaving
+                // an orphan that exits 50 ms later, to be reaped by whoever adopts it.
                 unsafe {
-                    if libc::fork() == 0 {
+                    let middle = libc::fork();
+                    if middle == 0 {
                         if libc::fork() == 0 {
                             std::thread::sleep(Duration::from_millis(50));
                             libc::_exit(0);
                         }
                         libc::_exit(0);
                     }
+                    libc::waitpid(middle, std::ptr::null_mut(), 0);
                 }
             }
             std::thread::sleep(Duration::from_secs(1));

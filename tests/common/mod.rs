@@ -1,0 +1,246 @@
+//! Shared support for the integration tests.
+//!
+//! - `rf-inspect` (tests/helper) is run inside sandboxes to report what it sees.
+//! - Rootless variants re-run one test of the current test binary in a fresh process as
+//!   uid/gid 65534 (`nobody`), which is how an unprivileged user meets ringfence.
+//! - Tests that change per-process state (a seccomp filter on the test process) use the same
+//!   re-run mechanism, so the test harness itself is never affected.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use ringfence::{Command, Outcome, Sandbox};
+
+/// Set in a re-run child: which mode it runs in ("nobody" or "fresh").
+pub const CHILD_ENV: &str = "RINGFENCE_TEST_CHILD";
+/// Path of rf-inspect for a re-run child (when it had to be copied).
+pub const INSPECT_ENV: &str = "RINGFENCE_TEST_INSPECT";
+
+/// The `rf-inspect` binary.
+pub fn inspect() -> PathBuf {
+    std::env::var_os(INSPECT_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rf-inspect")))
+}
+
+/// A command running `rf-inspect` with these arguments.
+pub fn rf(args: &[&str]) -> Command {
+    let mut c = Command::new(inspect());
+    c.args(args);
+    c
+}
+
+/// Run `rf-inspect facts` in `sb` and parse its `key=value` lines.
+pub fn facts(sb: &Sandbox) -> Facts {
+    facts_of(sb, &rf(&["facts"]))
+}
+
+/// Run `cmd` (an `rf-inspect facts` command) in `sb` and parse the lines.
+pub fn facts_of(sb: &Sandbox, cmd: &Command) -> Facts {
+    let out = sb.output(cmd).expect("spawn rf-inspect");
+    assert!(
+        out.status.success(),
+        "rf-inspect failed: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Facts::parse(&out)
+}
+
+/// The facts rf-inspect reported.
+#[derive(Debug)]
+pub struct Facts(pub HashMap<String, String>);
+
+impl Facts {
+    pub fn parse(out: &Outcome) -> Facts {
+        let text = String::from_utf8_lossy(&out.stdout);
+        Facts(
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("rf-inspect reported no {key:?}: {:?}", self.0))
+    }
+}
+
+/// The namespace link of this test process, e.g. `net:[4026531840]`.
+pub fn host_ns(name: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{name}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether this process is a re-run child.
+pub fn in_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Print why a test is skipped (visible with `--nocapture` and in CI logs).
+pub fn skip(why: &str) {
+    eprintln!("SKIPPED: {why}");
+    println!("SKIPPED: {why}");
+}
+
+fn world_traversable(p: &Path) -> bool {
+    p.ancestors().skip(1).all(|dir| {
+        std::fs::metadata(dir)
+            .map(|m| m.permissions().mode() & 0o001 != 0)
+            .unwrap_or(false)
+    })
+}
+
+/// Re-run test `name` of this binary in a new process, as uid/gid 65534 when `nobody`.
+/// Panics with the child's output if it fails.
+pub fn rerun(name: &str, nobody: bool) {
+    let exe = std::env::current_exe().unwrap();
+    let mut inspect = inspect();
+    let mut cleanup = None;
+    let mut exe_to_run = exe.clone();
+    if nobody && !(world_traversable(&exe) && world_traversable(&inspect)) {
+        // The build directory is not reachable for uid 65534: run copies.
+        let dir = std::env::temp_dir().join(format!("ringfence-test-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = dir.join("test");
+        std::fs::copy(&exe, &e).unwrap();
+        let i = dir.join("rf-inspect");
+        std::fs::copy(&inspect, &i).unwrap();
+        exe_to_run = e;
+        inspect = i;
+        cleanup = Some(dir);
+    }
+    let mut cmd = std::process::Command::new(&exe_to_run);
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, if nobody { "nobody" } else { "fresh" })
+        .env(INSPECT_ENV, &inspect)
+        .current_dir("/");
+    if nobody {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().expect("re-run the test binary");
+    if let Some(dir) = cleanup {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stdout.lines().chain(stderr.lines()) {
+        if line.starts_with("SKIPPED:") {
+            eprintln!("{line}");
+        }
+    }
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "re-run of {name} (nobody={nobody}) failed: {:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+}
+
+/// Define a test whose body runs as uid 65534 in a fresh process (or directly, when the test
+/// process is not root to begin with).
+#[macro_export]
+macro_rules! rootless_test {
+    ($(#[$m:meta])* fn $name:ident() $body:block) => {
+        $(#[$m])*
+        #[test]
+        fn $name() {
+            if common::in_child() || !common::is_root() {
+                $body
+            } else {
+                common::rerun(stringify!($name), true);
+            }
+        }
+    };
+}
+
+/// Define a test whose body runs in a fresh process (for per-process state such as seccomp).
+#[macro_export]
+macro_rules! fresh_process_test {
+    ($(#[$m:meta])* fn $name:ident() $body:block) => {
+        $(#[$m])*
+        #[test]
+        fn $name() {
+            if common::in_child() {
+                $body
+            } else {
+                common::rerun(stringify!($name), false);
+            }
+        }
+    };
+}
+
+/// Whether user namespaces work for this process (for rootless tests).
+pub fn userns_available() -> bool {
+    ringfence::probe().user_ns.is_ok()
+}
+
+/// Process ids of this process's direct children (all threads).
+pub fn children() -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(c.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// The open descriptors of this process.
+pub fn open_fds() -> Vec<i32> {
+    let mut v: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Whether a process exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Host pids of every process in the pid namespace `ns` (e.g. `pid:[4026532179]`).
+pub fn pids_in_ns(ns: &str) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .map(|l| l.to_string_lossy() == ns)
+            .unwrap_or(false)
+        {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next().map(str::to_owned)))
+                .unwrap_or_default();
+            out.push((pid, state));
+        }
+    }
+    out
+}
