@@ -141,11 +141,6 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
     };
 
     if need_user {
-        let compat = requested
-            .iter()
-            .map(|(_, c)| *c)
-            .max()
-            .unwrap_or(Compat::BestEffort);
         // An implicit user namespace is as required as the strictest namespace it serves.
         let layer = Layer::Namespace(Namespace::User);
         match &user_problem {
@@ -157,7 +152,15 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
                         hint: p.hint,
                     });
                 }
-                let _ = compat;
+                if !explicit_user {
+                    d.report.push(
+                        layer,
+                        Enforcement::NotEnforced {
+                            reason: p.reason.clone(),
+                            hint: p.hint,
+                        },
+                    );
+                }
                 for (ns, _) in &requested {
                     d.report.push(
                         Layer::Namespace(*ns),

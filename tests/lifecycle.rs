@@ -53,7 +53,10 @@ fn init_is_pid_1_and_reaps_orphans() {
     // The orphans exit after 50 ms; rf-inspect lives for 1 s. In between, none may be a zombie.
     std::thread::sleep(Duration::from_millis(500));
     let procs = pids_in_ns(&ns);
-    assert!(!procs.is_empty(), "the sandbox's processes should be visible");
+    assert!(
+        !procs.is_empty(),
+        "the sandbox's processes should be visible"
+    );
     assert!(
         procs.iter().all(|(_, state)| state != "Z"),
         "zombies left in the sandbox: {procs:?}"
@@ -76,7 +79,10 @@ fn init_forwards_sigterm_to_the_program() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     child.signal(libc::SIGTERM).unwrap();
-    assert_eq!(lines.next().unwrap().unwrap(), format!("got={}", libc::SIGTERM));
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        format!("got={}", libc::SIGTERM)
+    );
     let out = child.wait().unwrap();
     assert_eq!(out.status.code(), Some(42));
 }
@@ -92,7 +98,12 @@ fn timeout_kills_the_process_tree() {
     assert!(!out.success());
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
     let text = String::from_utf8_lossy(&out.stdout);
-    let grandchild: i32 = text.trim().strip_prefix("grandchild=").unwrap().parse().unwrap();
+    let grandchild: i32 = text
+        .trim()
+        .strip_prefix("grandchild=")
+        .unwrap()
+        .parse()
+        .unwrap();
     wait_gone(grandchild);
 }
 
@@ -103,7 +114,15 @@ fn timeout_kills_a_daemon_in_a_pid_namespace() {
     }
     // A double-forked, setsid daemon escapes the process group; the pid namespace holds it.
     let sb = Sandbox::new().pid_ns().timeout(Duration::from_millis(500));
-    let mut child = sb.spawn(sh(&format!("{} daemon 30; sleep 30", common::inspect().display())).stdout(Stdio::piped())).unwrap();
+    let mut child = sb
+        .spawn(
+            sh(&format!(
+                "{} daemon 30; sleep 30",
+                common::inspect().display()
+            ))
+            .stdout(Stdio::piped()),
+        )
+        .unwrap();
     let ns = std::fs::read_link(format!("/proc/{}/ns/pid_for_children", child.id()))
         .unwrap()
         .to_string_lossy()
@@ -137,7 +156,12 @@ fn kill_and_drop_end_the_sandbox() {
     let mut child = sb.spawn(&rf(&["sleep", "30"])).unwrap();
     let pid = child.id() as i32;
     assert!(child.try_wait().unwrap().is_none());
-    assert!(child.wait_timeout(Duration::from_millis(50)).unwrap().is_none());
+    assert!(
+        child
+            .wait_timeout(Duration::from_millis(50))
+            .unwrap()
+            .is_none()
+    );
     child.kill().unwrap();
     let out = child.wait().unwrap();
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
@@ -150,7 +174,10 @@ fn kill_and_drop_end_the_sandbox() {
     let child = sb.spawn(&rf(&["sleep", "30"])).unwrap();
     let pid = child.id() as i32;
     drop(child);
-    assert!(!alive(pid), "dropping the Child must kill and reap the sandbox");
+    assert!(
+        !alive(pid),
+        "dropping the Child must kill and reap the sandbox"
+    );
     assert!(!common::children().contains(&pid));
 }
 
@@ -184,7 +211,11 @@ fn output_is_collected_without_deadlock() {
 #[test]
 fn stdin_can_be_piped() {
     let mut child = Sandbox::new()
-        .spawn(sh("read x; echo got:$x").stdin(Stdio::piped()).stdout(Stdio::piped()))
+        .spawn(
+            sh("read x; echo got:$x")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped()),
+        )
         .unwrap();
     child.stdin.as_mut().unwrap().write_all(b"hello\n").unwrap();
     let out = child.wait_with_output().unwrap();
@@ -200,7 +231,12 @@ fn a_leftover_process_holding_stdout_does_not_hang_output() {
         .unwrap();
     assert!(out.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    let daemon: i32 = text.trim().strip_prefix("daemon=").unwrap().parse().unwrap();
+    let daemon: i32 = text
+        .trim()
+        .strip_prefix("daemon=")
+        .unwrap()
+        .parse()
+        .unwrap();
     // It escaped on purpose here (no pid namespace); stop it, as it is ours.
     // SAFETY: the daemon is a process this test started.
     unsafe { libc::kill(daemon, libc::SIGKILL) };
@@ -213,7 +249,11 @@ fn usage_is_reported() {
         .unwrap();
     assert!(out.success());
     assert!(out.usage.wall > Duration::ZERO);
-    assert!(out.usage.user_cpu + out.usage.sys_cpu > Duration::ZERO, "{:?}", out.usage);
+    assert!(
+        out.usage.user_cpu + out.usage.sys_cpu > Duration::ZERO,
+        "{:?}",
+        out.usage
+    );
     assert!(out.usage.max_rss > 100 * 1024, "{:?}", out.usage);
     assert!(out.usage.user_cpu + out.usage.sys_cpu <= out.usage.wall * 2);
 }

@@ -13,7 +13,11 @@ use ringfence::{Compat, Enforcement, Layer, Namespace, Net, Sandbox, TimeOffsets
 fn check_all_new(sb: &Sandbox) {
     let f = facts(sb);
     for ns in ["pid", "net", "ipc", "uts", "cgroup"] {
-        assert_ne!(f.get(&format!("ns.{ns}")), host_ns(ns), "{ns} namespace is not new");
+        assert_ne!(
+            f.get(&format!("ns.{ns}")),
+            host_ns(ns),
+            "{ns} namespace is not new"
+        );
     }
     // The payload is pid 2 behind the init (pid 1), in a new session.
     assert_eq!(f.get("pid"), "2");
@@ -92,10 +96,23 @@ fn explicit_user_namespace_as_root() {
     if !common::is_root() {
         return common::skip("needs root");
     }
-    let f = facts(&Sandbox::new().user_ns(UserNs::maps(
-        [ringfence::IdMap { inside: 0, outside: 100_000, count: 65536 }],
-        [ringfence::IdMap { inside: 0, outside: 100_000, count: 65536 }],
-    )).uid(1000).gid(1000));
+    let f = facts(
+        &Sandbox::new()
+            .user_ns(UserNs::maps(
+                [ringfence::IdMap {
+                    inside: 0,
+                    outside: 100_000,
+                    count: 65536,
+                }],
+                [ringfence::IdMap {
+                    inside: 0,
+                    outside: 100_000,
+                    count: 65536,
+                }],
+            ))
+            .uid(1000)
+            .gid(1000),
+    );
     assert_ne!(f.get("ns.user"), host_ns("user"));
     assert_eq!(f.get("uid"), "1000");
     assert_eq!(f.get("gid"), "1000");
@@ -127,7 +144,10 @@ fn net_join_shares_the_given_namespace() {
         return common::skip("joining a namespace owned by the host's user namespace needs root");
     }
     // A sandbox holding a new network namespace open...
-    let mut holder = Sandbox::new().net(Net::New).spawn(&rf(&["sleep", "30"])).unwrap();
+    let mut holder = Sandbox::new()
+        .net(Net::New)
+        .spawn(&rf(&["sleep", "30"]))
+        .unwrap();
     let ns_file = File::open(format!("/proc/{}/ns/net", holder.id())).unwrap();
     let ns = std::fs::read_link(format!("/proc/{}/ns/net", holder.id())).unwrap();
     // ...joined by another one.
@@ -168,8 +188,14 @@ fn time_namespace_offsets_move_monotonic_and_boottime() {
     let boot = now(libc::CLOCK_BOOTTIME);
     let inside_mono: i64 = f.get("monotonic").parse().unwrap();
     let inside_boot: i64 = f.get("boottime").parse().unwrap();
-    assert!((inside_mono - mono - 1_000_000).abs() <= 5, "{inside_mono} vs {mono}");
-    assert!((inside_boot - boot - 2_000_000).abs() <= 5, "{inside_boot} vs {boot}");
+    assert!(
+        (inside_mono - mono - 1_000_000).abs() <= 5,
+        "{inside_mono} vs {mono}"
+    );
+    assert!(
+        (inside_boot - boot - 2_000_000).abs() <= 5,
+        "{inside_boot} vs {boot}"
+    );
     assert_ne!(f.get("ns.time"), host_ns("time"));
     let child = sb.spawn(&rf(&["sleep", "0"])).unwrap();
     assert!(child.report().is_enforced(Layer::TimeOffsets));
@@ -180,9 +206,15 @@ fn required_layers_are_enforced_when_available() {
     if !common::is_root() {
         return common::skip("needs root");
     }
-    let sb = Sandbox::new().compat(Compat::Required).pid_ns().net(Net::New);
+    let sb = Sandbox::new()
+        .compat(Compat::Required)
+        .pid_ns()
+        .net(Net::New);
     let child = sb.spawn(&rf(&["sleep", "0"])).unwrap();
     let r = child.report();
     assert!(r.is_fully_enforced(), "{r}");
-    assert_eq!(r.get(Layer::Namespace(Namespace::Pid)), Some(&Enforcement::Enforced));
+    assert_eq!(
+        r.get(Layer::Namespace(Namespace::Pid)),
+        Some(&Enforcement::Enforced)
+    );
 }

@@ -212,9 +212,9 @@ struct KernelSigaction {
     mask: u64,
 }
 
-/// Set every signal that has a handler back to `SIG_DFL`, and `SIGPIPE` too (Rust programs
-/// ignore it; the payload should not inherit that). Ignored signals other than `SIGPIPE` stay
-/// ignored, as with `std::process::Command`.
+/// Set every signal back to `SIG_DFL`: the parent's handlers must never run here, and the
+/// program starts from a known state whatever the parent ignored (Rust programs ignore
+/// `SIGPIPE`, `nohup` ignores `SIGHUP`, some runtimes ignore real-time signals).
 fn reset_signal_handlers() -> Result<(), Errno> {
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
@@ -239,8 +239,7 @@ fn reset_signal_handlers() -> Result<(), Errno> {
         if rc != 0 {
             continue;
         }
-        let handled = old.handler != libc::SIG_DFL && old.handler != libc::SIG_IGN;
-        if handled || (sig == libc::SIGPIPE && old.handler == libc::SIG_IGN) {
+        if old.handler != libc::SIG_DFL {
             set_default(sig)?;
         }
     }

@@ -114,7 +114,8 @@ pub fn rerun(name: &str, nobody: bool) {
     let mut exe_to_run = exe.clone();
     if nobody && !(world_traversable(&exe) && world_traversable(&inspect)) {
         // The build directory is not reachable for uid 65534: run copies.
-        let dir = std::env::temp_dir().join(format!("ringfence-test-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("ringfence-test-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let e = dir.join("test");
@@ -217,7 +218,10 @@ pub fn open_fds() -> Vec<i32> {
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
-            let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+            let state = s
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
             !matches!(state, Some("Z") | Some("X") | None)
         }
         Err(_) => false,
@@ -237,7 +241,11 @@ pub fn pids_in_ns(ns: &str) -> Vec<(i32, String)> {
         {
             let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next().map(str::to_owned)))
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().next().map(str::to_owned))
+                })
                 .unwrap_or_default();
             out.push((pid, state));
         }

@@ -1,0 +1,182 @@
+//! Degrading honestly. Many hosts refuse namespaces to ordinary users (Ubuntu >= 23.10 through
+//! AppArmor, `user.max_user_namespaces=0`, container runtimes' seccomp filters). There a best
+//! effort sandbox still runs with the layers that work, and reports exactly what it lacks; a
+//! required layer fails with a hint instead.
+//!
+//! Each test runs in a fresh process (as uid 65534 for the rootless ones) that first installs a
+//! seccomp filter on itself, like Docker's default profile: `clone3` fails with ENOSYS (so
+//! ringfence falls back to `clone`, whose flags a filter can see) and `clone`/`unshare` with
+//! namespace flags fail with EPERM.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+
+use common::{facts, host_ns, rf};
+use nix::errno::Errno;
+use ringfence::{
+    Command, Compat, Enforcement, Error, IdMap, Layer, Namespace, Net, Rlimit, Sandbox, Stage,
+    UserNs,
+};
+use seccompiler::{
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    TargetArch, apply_filter,
+};
+
+/// Make the kernel refuse `mask` namespace flags to this thread, as a container runtime would.
+fn refuse_namespaces(mask: u64) {
+    let arch = TargetArch::try_from(std::env::consts::ARCH).unwrap();
+    let enosys = SeccompFilter::new(
+        BTreeMap::from([(libc::SYS_clone3, vec![])]),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch,
+    )
+    .unwrap();
+    // One rule per flag bit (rules of a syscall are ORed): "flags & bit == bit" → EPERM.
+    let flags = || {
+        (0..64)
+            .map(|b| 1u64 << b)
+            .filter(|bit| mask & bit != 0)
+            .map(|bit| {
+                SeccompRule::new(vec![
+                    SeccompCondition::new(
+                        0,
+                        SeccompCmpArgLen::Qword,
+                        SeccompCmpOp::MaskedEq(bit),
+                        bit,
+                    )
+                    .unwrap(),
+                ])
+                .unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    let eperm = SeccompFilter::new(
+        BTreeMap::from([(libc::SYS_clone, flags()), (libc::SYS_unshare, flags())]),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .unwrap();
+    for f in [enosys, eperm] {
+        let prog: seccompiler::BpfProgram = f.try_into().unwrap();
+        apply_filter(&prog).unwrap();
+    }
+}
+
+const ALL_NS: u64 = (libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP) as u64;
+
+rootless_test! {
+    fn without_user_namespaces_best_effort_runs_and_reports() {
+        if !common::in_child() {
+            return common::skip("runs only in the rootless re-run (needs a root test process)");
+        }
+        refuse_namespaces(libc::CLONE_NEWUSER as u64);
+        let sb = Sandbox::new().pid_ns().net(Net::New).hostname("box");
+        let child = sb.spawn(&rf(&["sleep", "0"])).unwrap();
+        let report = child.report().clone();
+        drop(child);
+        eprintln!("report without user namespaces:\n{report}");
+        for ns in [Namespace::User, Namespace::Pid, Namespace::Net, Namespace::Uts] {
+            match report.get(Layer::Namespace(ns)) {
+                Some(Enforcement::NotEnforced { reason, hint }) => {
+                    assert!(reason.contains("refused"), "{reason}");
+                    assert!(hint.contains("max_user_namespaces"), "{hint}");
+                }
+                other => panic!("{ns}: {other:?}"),
+            }
+        }
+        assert!(!report.is_enforced(Layer::Hostname));
+        // The layers that need no privileges are still in force.
+        for layer in [Layer::NoNewPrivs, Layer::Capabilities, Layer::CloseFds, Layer::NewSession] {
+            assert!(report.is_enforced(layer), "{layer}");
+        }
+        let f = facts(&sb);
+        assert_eq!(f.get("ns.pid"), host_ns("pid"));
+        assert_eq!(f.get("NoNewPrivs"), "1");
+        assert_eq!(f.get("CapEff"), "0000000000000000");
+        assert_ne!(f.get("hostname"), "box");
+        assert_eq!(f.get("fds").split(',').count(), 3);
+
+        // Required: a clear error naming the layer, with the fix.
+        let sb = Sandbox::new().compat(Compat::Required).pid_ns();
+        match sb.spawn(&rf(&["sleep", "0"])) {
+            Err(e @ Error::Unsupported { layer: Layer::Namespace(Namespace::Pid), .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("required"), "{msg}");
+                assert!(e.hint().unwrap().contains("max_user_namespaces"), "{msg}");
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+        assert!(common::children().is_empty());
+    }
+}
+
+fresh_process_test! {
+    fn root_without_namespaces_never_touches_the_host_hostname() {
+        if !common::is_root() {
+            return common::skip("needs root");
+        }
+        refuse_namespaces(ALL_NS);
+        let before = nix::unistd::gethostname().unwrap();
+        // As root, sethostname would succeed on the host itself: it must be skipped.
+        let sb = Sandbox::new().hostname("must-not-leak").ipc_ns();
+        let out = sb.output(&rf(&["facts"])).unwrap();
+        assert!(out.success());
+        assert_eq!(nix::unistd::gethostname().unwrap(), before);
+        let f = common::Facts::parse(&out);
+        assert_eq!(f.get("hostname"), before.to_string_lossy());
+        assert!(!out.report.is_enforced(Layer::Hostname));
+        assert!(!out.report.is_enforced(Layer::Namespace(Namespace::Uts)));
+        let required = Sandbox::new().ipc_ns().compat(Compat::Required).hostname("x");
+        assert!(matches!(
+            required.spawn(&rf(&["sleep", "0"])),
+            Err(Error::Unsupported { layer: Layer::Namespace(Namespace::Uts), .. })
+        ));
+    }
+}
+
+/// Spawn, expect an error (this process runs nothing else, so any leftover would show).
+fn refused(sb: &Sandbox, cmd: &Command) -> Error {
+    let fds = common::open_fds();
+    let err = sb.spawn(cmd).err().expect("spawn should fail");
+    assert_eq!(common::open_fds(), fds, "descriptors leaked ({err})");
+    assert!(common::children().is_empty(), "a process was left ({err})");
+    err
+}
+
+rootless_test! {
+    fn rootless_errors_from_the_kernel_name_their_stage() {
+        if !common::userns_available() {
+            return common::skip("user namespaces are not available to uid 65534 here");
+        }
+        // Mapping ids other than our own needs root.
+        let other = UserNs::maps(
+            [IdMap { inside: 0, outside: 0, count: 1 }],
+            [IdMap { inside: 0, outside: 0, count: 1 }],
+        );
+        let e = refused(&Sandbox::new().user_ns(other), &Command::new("/bin/true"));
+        assert_eq!(e.stage(), Some(Stage::UidMap), "{e}");
+        assert_eq!(e.errno(), Some(Errno::EPERM));
+        assert!(e.hint().unwrap().contains("own uid"), "{e}");
+        // Raising a hard limit needs CAP_SYS_RESOURCE.
+        let e = refused(
+            &Sandbox::new().rlimit(Rlimit::Nofile, 1 << 30, 1 << 30),
+            &Command::new("/bin/true"),
+        );
+        assert_eq!(e.stage(), Some(Stage::Rlimit), "{e}");
+        // Joining a network namespace we hold no capability over.
+        let ns = File::open("/proc/self/ns/net").unwrap();
+        let e = refused(&Sandbox::new().net(Net::join(ns)), &Command::new("/bin/true"));
+        assert_eq!(e.stage(), Some(Stage::JoinNetNs), "{e}");
+        assert_eq!(e.errno(), Some(Errno::EPERM));
+    }
+}
