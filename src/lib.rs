@@ -1,6 +1,103 @@
-//! ringfence runs untrusted commands in a sandbox built from Linux kernel primitives.
+//! ringfence runs untrusted commands in a sandbox built from Linux kernel primitives:
+//! namespaces, capability dropping, `no_new_privs`, resource limits and process hygiene —
+//! with seccomp, Landlock and cgroups joining as they land.
 //!
-//! (Crate documentation is completed in lib.rs docs below.)
+//! It is made for Rust programs that host untrusted plugins, CI job runners, and fuzz
+//! harnesses that start a target thousands of times a minute: it should not leak, start fast,
+//! and be pleasant to embed.
+//!
+//! # A first sandbox
+//!
+//! ```
+//! use ringfence::{Command, Net, Sandbox};
+//! use std::time::Duration;
+//!
+//! // Built once, spawned as often as needed.
+//! let sandbox = Sandbox::new()
+//!     .unshare_all()                  // pid, net (only `lo`), ipc, uts, cgroup namespaces
+//!     .hostname("plugin")
+//!     .timeout(Duration::from_secs(10));
+//!
+//! let mut cmd = Command::new("/bin/sh");
+//! cmd.args(["-c", "echo hello from $(hostname)"]);
+//! let out = sandbox.output(&cmd)?;
+//!
+//! assert!(out.success());
+//! // On a host that refuses namespaces to this user, the sandbox still ran (best effort),
+//! // and the report says what was left out and why.
+//! if out.report.is_fully_enforced() {
+//!     assert_eq!(out.stdout, b"hello from plugin\n");
+//! } else {
+//!     eprintln!("not everything was enforced here:\n{}", out.report);
+//! }
+//! # Ok::<(), ringfence::Error>(())
+//! ```
+//!
+//! Requiring a layer instead of taking it best effort, and handling what goes wrong:
+//!
+//! ```
+//! use ringfence::{Command, Compat, Error, Net, Sandbox, Stage};
+//!
+//! let sandbox = Sandbox::new().compat(Compat::Required).net(Net::New);
+//! match sandbox.spawn(&Command::new("/no/such/program")) {
+//!     Ok(_) => unreachable!(),
+//!     // The program could not be executed: the stage and errno say why.
+//!     Err(e @ Error::Setup { stage: Stage::Exec, .. }) => eprintln!("{e}"),
+//!     // This host cannot give a new network namespace to this user.
+//!     Err(e @ Error::Unsupported { .. }) => eprintln!("{e}"),
+//!     Err(e) => panic!("{e}"),
+//! }
+//! ```
+//!
+//! # What every sandbox gets
+//!
+//! [`Sandbox::new`] adds no namespace, but already gives the program: a new session without a
+//! controlling terminal (no `TIOCSTI` input injection into your terminal), death when the
+//! spawning thread exits, `no_new_privs` (setuid binaries and file capabilities grant nothing),
+//! no capabilities in any set (bounding and ambient included), no inherited file descriptor but
+//! stdio and the ones passed with [`Command::pass_fd`], an empty environment, default signal
+//! dispositions and an empty signal mask. Dropping the [`Child`] kills the sandbox.
+//!
+//! # Threat model, in short
+//!
+//! ringfence assumes the sandboxed program is hostile and the kernel is not. Namespaces
+//! separate what the program can name (processes, network, hostname, IPC, users); they do not
+//! isolate the clock, the keyring, kernel modules, or most of `/proc` and `/sys` — that is what
+//! the seccomp and filesystem layers are for. Kernel bugs and hardware side channels are out of
+//! scope. Without a pid namespace, a program that escapes its process group (double fork and
+//! `setsid`) can outlive the sandbox; use [`Sandbox::pid_ns`] (or, later, a cgroup) when that
+//! matters.
+//!
+//! # Compatibility
+//!
+//! Linux ≥ 5.4 (pidfds, `clone3` with a fallback to `clone`; time namespaces need 5.6).
+//! Callers without `CAP_SYS_ADMIN` get a user namespace automatically whenever they ask for
+//! namespaces. Hosts refuse those more and more often (Ubuntu ≥ 23.10 through AppArmor,
+//! `user.max_user_namespaces=0`, container runtimes' seccomp filters); every optional layer is
+//! then **best effort** by default: the sandbox runs with every layer that works, and the
+//! [`Report`] (from [`Child::report`] and in every [`Outcome`]) says exactly what was enforced,
+//! what was not, why, and how to fix it. Mark layers [`Compat::Required`] to fail instead.
+//! [`probe()`] tells what this host offers.
+//!
+//! # Multithreaded callers
+//!
+//! Spawning is safe from any thread and from many threads at once. The sandboxed process
+//! starts as a copy of the spawning thread only; between `clone` and `execve` it runs code that
+//! does not allocate, lock, or call into anything but the kernel (see the module comment of
+//! `src/inside/mod.rs`). The death signal is tied to the spawning *thread*: spawn from a
+//! thread that outlives the sandbox, or turn it off with [`Sandbox::die_with_parent`].
+//!
+//! # Test strategy
+//!
+//! Integration tests (`tests/`) run real sandboxes and look at them from inside with a small
+//! inspection program and from outside through `/proc`: namespace inodes, descriptors,
+//! capabilities, zombies, surviving processes. Each runs as root and, re-executed as uid 65534,
+//! rootless; tests that must change process-wide state (a seccomp filter that refuses
+//! namespaces, to show honest degradation) run in a fresh process. Tests skip visibly, printing
+//! why, where the host lacks a feature.
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod caps;
 mod child;
@@ -21,3 +118,8 @@ pub use crate::ns::{IdMap, Namespace, Net, TimeOffsets, UserNs};
 pub use crate::probe::{Compat, Enforcement, HostInfo, Layer, Report, Unavailable, probe};
 pub use crate::rlimit::Rlimit;
 pub use crate::sandbox::Sandbox;
+
+// The README's examples are compiled and run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -147,7 +147,7 @@ fresh_process_test! {
 /// Spawn, expect an error (this process runs nothing else, so any leftover would show).
 fn refused(sb: &Sandbox, cmd: &Command) -> Error {
     let fds = common::open_fds();
-    let err = sb.spawn(cmd).err().expect("spawn should fail");
+    let err = sb.spawn(cmd).expect_err("spawn should fail");
     assert_eq!(common::open_fds(), fds, "descriptors leaked ({err})");
     assert!(common::children().is_empty(), "a process was left ({err})");
     err

@@ -179,9 +179,12 @@ fn time_namespace_offsets_move_monotonic_and_boottime() {
     let sb = Sandbox::new().time_offsets(offsets);
     let f = facts(&sb);
     let now = |clock| {
-        // SAFETY: clock_gettime into a struct on the stack.
-        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-        unsafe { libc::clock_gettime(clock, &mut ts) };
+        // SAFETY: timespec is plain data; clock_gettime fills it.
+        let ts = unsafe {
+            let mut ts: libc::timespec = std::mem::zeroed();
+            libc::clock_gettime(clock, &mut ts);
+            ts
+        };
         ts.tv_sec
     };
     let mono = now(libc::CLOCK_MONOTONIC);

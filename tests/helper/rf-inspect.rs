@@ -213,9 +213,12 @@ fn facts() {
         ("monotonic", libc::CLOCK_MONOTONIC),
         ("boottime", libc::CLOCK_BOOTTIME),
     ] {
-        // SAFETY: clock_gettime into a struct on the stack.
-        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-        unsafe { libc::clock_gettime(clock, &mut ts) };
+        // SAFETY: timespec is plain data; clock_gettime fills it.
+        let ts = unsafe {
+            let mut ts: libc::timespec = std::mem::zeroed();
+            libc::clock_gettime(clock, &mut ts);
+            ts
+        };
         put(key, ts.tv_sec.to_string());
     }
     let mut rl = libc::rlimit {
