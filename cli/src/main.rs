@@ -1,1 +1,72 @@
-fn main() {}
+//! `ringfence`: run a command in a Linux sandbox from the shell.
+//!
+//! A thin layer over the `ringfence` library: every flag of `ringfence run` maps to one call of
+//! the [`ringfence::Sandbox`] builder or of [`ringfence::Command`].
+
+mod failure;
+mod json;
+mod parse;
+mod probe;
+mod run;
+mod signals;
+
+use clap::Parser;
+
+use crate::failure::EXIT_FAILURE;
+
+/// Run untrusted commands in a sandbox built from Linux namespaces, capabilities and rlimits.
+#[derive(Debug, Parser)]
+#[command(name = "ringfence", version, propagate_version = true)]
+#[command(after_help = "\
+Exit status: ringfence's own errors (bad flags included) exit with 125, so that the \
+program's own statuses 1 and 2 are never ambiguous; see `ringfence run --help` for the rest.")]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Subcommand,
+}
+
+/// The subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    // The help text is on `RunArgs`: a doc comment here would replace it.
+    #[allow(missing_docs)]
+    Run(Box<run::RunArgs>),
+    /// Show what this host and user can use: namespaces, user namespaces, capabilities.
+    Probe(probe::ProbeArgs),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print to stdout and succeed; usage errors are ringfence's
+            // own errors, reported with 125 like every other (not clap's default 2).
+            let _ = e.print();
+            if let Some(hint) = usage_hint(&e) {
+                eprintln!("hint: {hint}");
+            }
+            std::process::exit(if e.use_stderr() { EXIT_FAILURE } else { 0 });
+        }
+    };
+    let code = match cli.command {
+        Subcommand::Run(args) => run::main(&args),
+        Subcommand::Probe(args) => probe::main(&args),
+    };
+    std::process::exit(code);
+}
+
+/// A hint for a command given without `--` in front of it, which clap reports as an unexpected
+/// argument.
+fn usage_hint(e: &clap::Error) -> Option<&'static str> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if !arg.starts_with('-') => {
+            Some("put `--` before the command: ringfence run [FLAGS] -- COMMAND [ARGS...]")
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,74 @@
+//! The JSON documents `--json` writes: an [`Outcome`], a failure, the host probe.
+
+use std::os::unix::process::ExitStatusExt;
+
+use ringfence::{Enforcement, HostInfo, Outcome, Report};
+use serde_json::{Value, json};
+
+use crate::failure::Failure;
+
+fn millis(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The enforcement report as a list of `{"layer", "enforced"[, "reason", "hint"]}`.
+pub fn report(r: &Report) -> Value {
+    r.iter()
+        .map(|(layer, e)| match e {
+            Enforcement::NotEnforced { reason, hint } => json!({
+                "layer": layer.to_string(),
+                "enforced": false,
+                "reason": reason,
+                "hint": hint,
+            }),
+            Enforcement::Enforced => json!({"layer": layer.to_string(), "enforced": true}),
+            _ => json!({"layer": layer.to_string(), "enforced": r.is_enforced(layer)}),
+        })
+        .collect()
+}
+
+/// How the sandbox ended; `exit_code` is the CLI's own exit status.
+pub fn outcome(o: &Outcome, exit_code: i32) -> Value {
+    json!({
+        "status": {"code": o.status.code(), "signal": o.status.signal()},
+        "exit_code": exit_code,
+        "timed_out": o.timed_out,
+        "usage": {
+            "wall_ms": millis(o.usage.wall),
+            "user_cpu_ms": millis(o.usage.user_cpu),
+            "sys_cpu_ms": millis(o.usage.sys_cpu),
+            "max_rss_bytes": o.usage.max_rss,
+        },
+        "report": report(&o.report),
+    })
+}
+
+/// Why the sandbox could not be run.
+pub fn failure(f: &Failure) -> Value {
+    json!({
+        "error": {
+            "message": f.message(),
+            "stage": f.stage().map(|s| s.name()),
+            "errno": f.errno(),
+            "hint": f.hint(),
+            "exit_code": f.exit_code(),
+        }
+    })
+}
+
+/// What this host supports.
+pub fn host(h: &HostInfo) -> Value {
+    let user_ns = match &h.user_ns {
+        Ok(()) => json!({"available": true}),
+        Err(u) => json!({"available": false, "reason": u.reason, "hint": u.hint}),
+    };
+    json!({
+        "kernel": h.kernel,
+        "euid": h.euid,
+        "egid": h.egid,
+        "privileged": h.privileged,
+        "user_ns": user_ns,
+        "namespaces": h.namespaces.iter().map(|n| n.name()).collect::<Vec<_>>(),
+        "cap_last_cap": h.cap_last_cap,
+    })
+}
