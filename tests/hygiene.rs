@@ -188,3 +188,31 @@ fresh_process_test! {
         }
     }
 }
+
+rootless_test! {
+    fn hygiene_holds_for_an_unprivileged_caller() {
+        // As uid 65534, with and without the namespaces that need a user namespace.
+        let mut sandboxes = vec![Sandbox::new()];
+        if common::userns_available() {
+            sandboxes.push(Sandbox::new().unshare_all());
+        } else {
+            common::skip("user namespaces are not available to uid 65534: namespaced variant");
+        }
+        // SAFETY: open returns a new descriptor that we own.
+        let leaked = unsafe { OwnedFd::from_raw_fd(libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY)) };
+        assert!(leaked.as_raw_fd() > 2);
+        for sb in sandboxes {
+            let f = facts(&sb);
+            assert_eq!(f.get("uid"), "65534");
+            assert_eq!(f.get("NoNewPrivs"), "1");
+            for set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+                assert_eq!(f.get(set), NO_CAPS, "{set}");
+            }
+            assert_eq!(f.get("env"), "");
+            assert_eq!(f.get("fds").split(',').count(), 3, "{}", f.get("fds"));
+            // Its own session: led by itself, or in a pid namespace by the init.
+            let leader = if f.get("pid") == "2" { "1" } else { f.get("pid") };
+            assert_eq!(f.get("sid"), leader);
+        }
+    }
+}

@@ -274,3 +274,28 @@ fn a_sandbox_can_be_spawned_many_times_and_from_threads() {
         }
     });
 }
+
+rootless_test! {
+    fn rootless_timeout_kills_a_daemon_and_reports() {
+        if !common::userns_available() {
+            return common::skip("user namespaces are not available to uid 65534 here");
+        }
+        let sb = Sandbox::new().pid_ns().timeout(Duration::from_millis(300));
+        let mut child = sb
+            .spawn(&sh(&format!("{} daemon 30; sleep 30", common::inspect().display())))
+            .unwrap();
+        let ns = std::fs::read_link(format!("/proc/{}/ns/pid_for_children", child.id()))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let out = child.wait().unwrap();
+        assert!(out.timed_out);
+        for _ in 0..100 {
+            if pids_in_ns(&ns).is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("processes survived the sandbox: {:?}", pids_in_ns(&ns));
+    }
+}
