@@ -69,11 +69,11 @@ fn close_all_but(keep: libc::c_int) {
 pub(super) fn run(p: &Plan, payload: libc::pid_t) -> ! {
     // The init holds nothing the program could use: no stdio, no pipes but the status pipe.
     close_all_but(p.status_fd);
-    // SAFETY: plain prctls. Not dumpable: a program with the same uid cannot ptrace the init.
-    unsafe {
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-    }
+    // The init keeps its capabilities, which is what protects it from the program: ptrace
+    // needs the tracer's permitted set to cover the tracee's, and the program has none. (Making
+    // it non-dumpable would also hide /proc/PID/ns from the sandbox's unprivileged owner.)
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     // SAFETY: sigset_t is plain data on this stack.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
