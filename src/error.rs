@@ -269,7 +269,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::NotANetNs { source } => write!(
                 f,
-                "the file descriptor given to Net::Join is not an open network namespace ({source}); open /proc/PID/ns/net or a bind-mounted netns file such as /run/netns/NAME"
+                "not an open network namespace ({source}); open /proc/PID/ns/net or a bind-mounted namespace file such as /run/netns/NAME"
             ),
             ConfigError::Conflict { what } => f.write_str(what),
             ConfigError::InvalidIdMap { what } => write!(f, "invalid uid/gid map: {what}"),
@@ -299,7 +299,7 @@ impl std::error::Error for ConfigError {}
 pub enum Error {
     /// The configuration was refused before anything was started.
     #[error("invalid sandbox configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
 
     /// The program has no `/` and was not found in `PATH`.
     #[error("program {program:?} not found in PATH ({path})")]
@@ -332,13 +332,12 @@ pub enum Error {
     },
 
     /// An operation of the parent on the sandbox's resources failed (pipes, waiting, signals).
-    #[error("failed to {op}: {source}")]
+    #[error("failed to {op}: {error}")]
     Io {
         /// What the parent was doing, e.g. "create a pipe".
         op: &'static str,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error (part of the message, so not also returned as `source()`).
+        error: io::Error,
     },
 
     /// The sandboxed process reported something the protocol does not allow (a bug).
@@ -358,10 +357,10 @@ impl Error {
         Error::Setup { stage, errno }
     }
 
-    pub(crate) fn io(op: &'static str, source: impl Into<io::Error>) -> Error {
+    pub(crate) fn io(op: &'static str, error: impl Into<io::Error>) -> Error {
         Error::Io {
             op,
-            source: source.into(),
+            error: error.into(),
         }
     }
 
@@ -377,7 +376,7 @@ impl Error {
     pub fn errno(&self) -> Option<Errno> {
         match self {
             Error::Setup { errno, .. } => Some(*errno),
-            Error::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
+            Error::Io { error, .. } => error.raw_os_error().map(Errno::from_raw),
             Error::Config(ConfigError::NotANetNs { source }) => Some(*source),
             _ => None,
         }
@@ -393,6 +392,12 @@ impl Error {
             }
             _ => None,
         }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Error {
+        Error::Config(e)
     }
 }
 
@@ -435,5 +440,7 @@ mod tests {
             e.to_string(),
             "invalid sandbox configuration: a NUL byte was found in the argument"
         );
+        // The message says it all; it is not repeated by a source chain.
+        assert!(std::error::Error::source(&e).is_none());
     }
 }

@@ -118,6 +118,8 @@ pub use crate::ns::{IdMap, Namespace, Net, TimeOffsets, UserNs};
 pub use crate::probe::{Compat, Enforcement, HostInfo, Layer, Report, Unavailable, probe};
 pub use crate::rlimit::Rlimit;
 pub use crate::sandbox::Sandbox;
+/// The errno type carried by [`Error`] (re-exported so callers need no `nix` dependency).
+pub use nix::errno::Errno;
 
 // The README's examples are compiled and run with the doc tests.
 #[cfg(doctest)]

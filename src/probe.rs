@@ -50,6 +50,32 @@ pub enum Layer {
     TimeOffsets,
 }
 
+impl Layer {
+    /// A stable machine-readable name, e.g. `"namespace.pid"` or `"no_new_privs"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Namespace(ns) => match ns {
+                Namespace::User => "namespace.user",
+                Namespace::Pid => "namespace.pid",
+                Namespace::Net => "namespace.net",
+                Namespace::Ipc => "namespace.ipc",
+                Namespace::Uts => "namespace.uts",
+                Namespace::Cgroup => "namespace.cgroup",
+                Namespace::Time => "namespace.time",
+                Namespace::Mount => "namespace.mount",
+            },
+            Layer::NoNewPrivs => "no_new_privs",
+            Layer::Capabilities => "capabilities",
+            Layer::CloseFds => "close_fds",
+            Layer::NewSession => "new_session",
+            Layer::DieWithParent => "die_with_parent",
+            Layer::Rlimits => "rlimits",
+            Layer::Hostname => "hostname",
+            Layer::TimeOffsets => "time_offsets",
+        }
+    }
+}
+
 impl fmt::Display for Layer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -11,18 +11,21 @@ fn millis(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The enforcement report as a list of `{"layer", "enforced"[, "reason", "hint"]}`.
+/// The enforcement report as a list of `{"layer", "description", "enforced"[, "reason",
+/// "hint"]}`; `layer` is the stable name (e.g. `namespace.pid`).
 pub fn report(r: &Report) -> Value {
     r.iter()
-        .map(|(layer, e)| match e {
-            Enforcement::NotEnforced { reason, hint } => json!({
-                "layer": layer.to_string(),
-                "enforced": false,
-                "reason": reason,
-                "hint": hint,
-            }),
-            Enforcement::Enforced => json!({"layer": layer.to_string(), "enforced": true}),
-            _ => json!({"layer": layer.to_string(), "enforced": r.is_enforced(layer)}),
+        .map(|(layer, e)| {
+            let mut v = json!({
+                "layer": layer.name(),
+                "description": layer.to_string(),
+                "enforced": r.is_enforced(layer),
+            });
+            if let Enforcement::NotEnforced { reason, hint } = e {
+                v["reason"] = json!(reason);
+                v["hint"] = json!(hint);
+            }
+            v
         })
         .collect()
 }

@@ -169,7 +169,7 @@ fn json_file_has_every_field() {
     assert!(
         report
             .iter()
-            .any(|l| l["layer"] == "pid namespace" && l["enforced"] == true),
+            .any(|l| l["layer"] == "namespace.pid" && l["enforced"] == true),
         "{v}"
     );
     assert!(report.iter().all(|l| l["enforced"].is_boolean()), "{v}");
