@@ -1,0 +1,74 @@
+//! Seccomp profiles: a model of the filter as data, its compilation to BPF, OCI / Docker JSON
+//! import and export, and the allocation-free installation used by the sandbox child.
+//!
+//! # Model
+//!
+//! A [`Profile`] is a default [`Action`] and an ordered list of [`Rule`]s. A rule names a
+//! [`Syscall`] (resolved to its number for one [`Arch`]), zero or more [`Cond`]itions on its
+//! arguments, all of which must hold, and an action.
+//!
+//! **The first matching rule wins.** Rules are tried in the order they were added; a later
+//! rule for the same call never overrides an earlier one that matched. A call that no rule
+//! matches gets the default action. This is the order runc and crun obtain from libseccomp
+//! when they add an OCI profile's rules one by one, so imported profiles keep their meaning.
+//!
+//! # The guard
+//!
+//! Every confined profile is compiled to two filters, installed one after the other; the
+//! kernel runs both on every syscall and takes the most restrictive result. The first is a
+//! fixed guard ([`guard`]):
+//!
+//! | input | result | why |
+//! | --- | --- | --- |
+//! | `seccomp_data.arch` is not the native one (i386 `int 0x80`, arm32, ...) | `KILL_PROCESS` | syscall numbers differ per ABI: a rule written for x86_64 numbers says nothing about i386 ones |
+//! | x86_64: `nr >= 0x40000000` | `KILL_PROCESS` | x32 calls pass the arch check (same `AUDIT_ARCH`) with other numbers; a deny-list would let them through |
+//! | `clone3` | `ERRNO(ENOSYS)` | its flags are in memory, out of a filter's reach; libc then falls back to `clone`, whose flags a profile can check |
+//! | `ioctl(fd, TIOCSTI or TIOCLINUX, ...)`, compared on the low 32 bits | `ERRNO(EPERM)` | pushing input into the controlling terminal escapes the sandbox; the kernel ignores the request's high 32 bits, so the filter does too |
+//!
+//! libseccomp's default for a wrong architecture is `KILL_THREAD`; ringfence kills the
+//! process, which leaves no half-dead multi-threaded program behind.
+//!
+//! # Presets
+//!
+//! - [`Profile::default_container`]: the intent of Docker's default profile as a deny-list:
+//!   clock setting, keyring, modules, kexec, bpf, perf, userfaultfd, io_uring, mounts,
+//!   namespace creation, other processes' memory... (see [`DEFAULT_CONTAINER_DENIED`] for the
+//!   full table and reasons).
+//! - [`Profile::strict`]: a short allow-list for plugins computing on stdin/stdout and files.
+//! - [`Profile::deny_only`]: allow all but the named calls.
+//! - [`Profile::unconfined`]: no filter at all, not even the guard; it has to be asked for.
+//!
+//! # Compilation
+//!
+//! [`Profile::compile`] lowers the rules with `seccompiler` and adds what it lacks: several
+//! actions in one program, [`Action::Notify`], 32-bit comparisons next to 64-bit ones, and
+//! the guard. Compile once, install many times: [`CompiledProfile`] is plain data.
+//!
+//! # Import and export (feature `serde`)
+//!
+//! [`Profile::from_oci_json`] reads the OCI runtime spec / Docker format (`archMap`,
+//! `includes`/`excludes` by capabilities, architectures and kernel version, the older
+//! single-`name` format); [`Profile::to_oci_json`] writes it back.
+
+mod compile;
+mod install;
+pub(crate) mod interp;
+#[cfg(test)]
+mod tests;
+#[cfg(feature = "serde")]
+mod oci;
+mod presets;
+mod profile;
+mod tables;
+
+pub use compile::{BPF_MAXINSNS, CompiledProfile, Insn, TIOCLINUX, TIOCSTI, X32_SYSCALL_BIT, guard};
+#[cfg(feature = "serde")]
+pub use oci::{ImportOptions, KernelVersion, UnknownSyscalls};
+pub use presets::{
+    CLONE_NEWTIME, CLONE_NS_FLAGS, DEFAULT_CONTAINER_DENIED, PERSONALITY_ALLOWED,
+    SOCKET_FAMILIES_DENIED, STRICT_ALLOWED,
+};
+pub use profile::{Action, Arch, Arg, CmpOp, Cond, MAX_ERRNO, Profile, ProfileError, Rule, Syscall};
+
+#[allow(unused_imports)]
+pub(crate) use install::install;
