@@ -286,7 +286,8 @@ impl Profile {
                     }
                     let conds = conds.iter().map(backend_cond).collect::<Result<_, _>>()?;
                     lowered.push(
-                        SeccompRule::new(conds).map_err(|e| ProfileError::Backend(e.to_string()))?,
+                        SeccompRule::new(conds)
+                            .map_err(|e| ProfileError::Backend(e.to_string()))?,
                     );
                 }
                 if unconditional {
@@ -311,12 +312,15 @@ impl Profile {
                 target,
             )
             .map_err(|e| ProfileError::Backend(e.to_string()))?;
-            let prog: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| {
-                match e {
-                    seccompiler::BackendError::FilterTooLarge(len) => ProfileError::TooLarge { len },
-                    e => ProfileError::Backend(e.to_string()),
-                }
-            })?;
+            let prog: BpfProgram =
+                filter
+                    .try_into()
+                    .map_err(|e: seccompiler::BackendError| match e {
+                        seccompiler::BackendError::FilterTooLarge(len) => {
+                            ProfileError::TooLarge { len }
+                        }
+                        e => ProfileError::Backend(e.to_string()),
+                    })?;
             let mut seg: Vec<Insn> = prog
                 .iter()
                 .map(|f| Insn {

@@ -28,7 +28,11 @@ impl SeccompData {
             12 => (self.instruction_pointer >> 32) as u32,
             16..=63 => {
                 let a = *self.args.get(((off - 16) / 8) as usize)?;
-                if (off - 16) % 8 == 0 { a as u32 } else { (a >> 32) as u32 }
+                if (off - 16) % 8 == 0 {
+                    a as u32
+                } else {
+                    (a >> 32) as u32
+                }
             }
             _ => return None,
         };
@@ -152,7 +156,9 @@ pub(crate) fn run_stack<'a>(
     let mut ret = libc::SECCOMP_RET_ALLOW;
     for p in progs.rev() {
         let cur = run(p, data)?;
-        if ((cur & libc::SECCOMP_RET_ACTION_FULL) as i32) < ((ret & libc::SECCOMP_RET_ACTION_FULL) as i32) {
+        if ((cur & libc::SECCOMP_RET_ACTION_FULL) as i32)
+            < ((ret & libc::SECCOMP_RET_ACTION_FULL) as i32)
+        {
             ret = cur;
         }
     }

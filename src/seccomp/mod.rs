@@ -53,22 +53,26 @@
 mod compile;
 mod install;
 pub(crate) mod interp;
-#[cfg(test)]
-mod tests;
 #[cfg(feature = "serde")]
 mod oci;
 mod presets;
 mod profile;
 mod tables;
+#[cfg(test)]
+mod tests;
 
-pub use compile::{BPF_MAXINSNS, CompiledProfile, Insn, TIOCLINUX, TIOCSTI, X32_SYSCALL_BIT, guard};
+pub use compile::{
+    BPF_MAXINSNS, CompiledProfile, Insn, TIOCLINUX, TIOCSTI, X32_SYSCALL_BIT, guard,
+};
 #[cfg(feature = "serde")]
 pub use oci::{ImportOptions, KernelVersion, UnknownSyscalls};
 pub use presets::{
     CLONE_NEWTIME, CLONE_NS_FLAGS, DEFAULT_CONTAINER_DENIED, PERSONALITY_ALLOWED,
     SOCKET_FAMILIES_DENIED, STRICT_ALLOWED,
 };
-pub use profile::{Action, Arch, Arg, CmpOp, Cond, MAX_ERRNO, Profile, ProfileError, Rule, Syscall};
+pub use profile::{
+    Action, Arch, Arg, CmpOp, Cond, MAX_ERRNO, Profile, ProfileError, Rule, Syscall,
+};
 
 #[allow(unused_imports)]
 pub(crate) use install::install;

@@ -32,24 +32,74 @@ pub const CLONE_NEWTIME: u64 = 0x80;
 /// | `fanotify_init` | watches file systems beyond the sandbox's view |
 /// | `move_pages`, `migrate_pages`, `mbind`, `set_mempolicy`, `set_mempolicy_home_node` | NUMA placement of memory, host-wide effect and info leaks |
 pub const DEFAULT_CONTAINER_DENIED: &[&str] = &[
-    "settimeofday", "stime", "clock_settime", "clock_adjtime", "adjtimex",
-    "keyctl", "add_key", "request_key",
-    "init_module", "finit_module", "delete_module", "create_module", "get_kernel_syms",
+    "settimeofday",
+    "stime",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "get_kernel_syms",
     "query_module",
-    "kexec_load", "kexec_file_load", "reboot",
-    "bpf", "perf_event_open", "userfaultfd",
-    "io_uring_setup", "io_uring_enter", "io_uring_register",
-    "mount", "umount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount",
-    "fspick", "move_mount", "open_tree", "open_tree_attr", "mount_setattr",
+    "kexec_load",
+    "kexec_file_load",
+    "reboot",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "open_tree_attr",
+    "mount_setattr",
     "setns",
-    "open_by_handle_at", "name_to_handle_at",
-    "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "kcmp", "pidfd_getfd",
-    "acct", "swapon", "swapoff", "syslog", "vhangup",
-    "lookup_dcookie", "quotactl", "quotactl_fd", "nfsservctl", "sysfs", "_sysctl", "ustat",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "process_madvise",
+    "kcmp",
+    "pidfd_getfd",
+    "acct",
+    "swapon",
+    "swapoff",
+    "syslog",
+    "vhangup",
+    "lookup_dcookie",
+    "quotactl",
+    "quotactl_fd",
+    "nfsservctl",
+    "sysfs",
+    "_sysctl",
+    "ustat",
     "uselib",
-    "vm86", "vm86old", "iopl", "ioperm",
+    "vm86",
+    "vm86old",
+    "iopl",
+    "ioperm",
     "fanotify_init",
-    "move_pages", "migrate_pages", "mbind", "set_mempolicy", "set_mempolicy_home_node",
+    "move_pages",
+    "migrate_pages",
+    "mbind",
+    "set_mempolicy",
+    "set_mempolicy_home_node",
 ];
 
 /// `personality` values [`Profile::default_container`] allows (Docker's list).
@@ -62,22 +112,82 @@ pub const SOCKET_FAMILIES_DENIED: &[u64] = &[38, 40, 41];
 /// program, or `python3 -c`, that computes on stdin, stdout and already reachable files.
 pub const STRICT_ALLOWED: &[&str] = &[
     // process start (execve runs after the filter is installed) and exit
-    "execve", "exit", "exit_group",
+    "execve",
+    "exit",
+    "exit_group",
     // the dynamic loader and libc start-up
-    "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "arch_prctl", "set_tid_address",
-    "set_robust_list", "rseq", "prlimit64", "getrandom", "uname",
+    "brk",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "mremap",
+    "madvise",
+    "arch_prctl",
+    "set_tid_address",
+    "set_robust_list",
+    "rseq",
+    "prlimit64",
+    "getrandom",
+    "uname",
     // files and fds
-    "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "open", "openat",
-    "close", "fstat", "stat", "lstat", "newfstatat", "statx", "access", "faccessat",
-    "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "fcntl", "dup", "dup2",
-    "dup3", "pipe", "pipe2", "ftruncate", "fsync", "fdatasync", "fadvise64", "poll", "ppoll",
-    "select", "pselect6",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "pread64",
+    "pwrite64",
+    "lseek",
+    "open",
+    "openat",
+    "close",
+    "fstat",
+    "stat",
+    "lstat",
+    "newfstatat",
+    "statx",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "readlink",
+    "readlinkat",
+    "getdents64",
+    "getcwd",
+    "fcntl",
+    "dup",
+    "dup2",
+    "dup3",
+    "pipe",
+    "pipe2",
+    "ftruncate",
+    "fsync",
+    "fdatasync",
+    "fadvise64",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
     // signals, threads' synchronisation, time
-    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "futex", "sched_yield",
-    "sched_getaffinity", "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep",
-    "gettimeofday", "time",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "sigaltstack",
+    "futex",
+    "sched_yield",
+    "sched_getaffinity",
+    "clock_gettime",
+    "clock_getres",
+    "clock_nanosleep",
+    "nanosleep",
+    "gettimeofday",
+    "time",
     // identity
-    "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
+    "getpid",
+    "gettid",
+    "getppid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
 ];
 
 impl Profile {
@@ -118,7 +228,11 @@ impl Profile {
             // clone's flags are the first argument on x86_64 and aarch64; the kernel only uses
             // their low 32 bits.
             p = p
-                .rule(clone, [Cond::arg32(0).masked_eq(CLONE_NS_FLAGS, 0)], Action::Allow)
+                .rule(
+                    clone,
+                    [Cond::arg32(0).masked_eq(CLONE_NS_FLAGS, 0)],
+                    Action::Allow,
+                )
                 .rule(clone, [], Action::EPERM);
         }
         if let Some(unshare) = p.syscall("unshare") {
@@ -173,10 +287,17 @@ impl Profile {
 
 #[test]
 fn presets_compile() {
-    for p in [Profile::default_container(), Profile::strict(), Profile::deny_only(&["keyctl"])] {
+    for p in [
+        Profile::default_container(),
+        Profile::strict(),
+        Profile::deny_only(&["keyctl"]),
+    ] {
         p.check().unwrap();
         let c = p.compile().unwrap();
         assert_eq!(c.programs().count(), 2);
     }
-    assert_eq!(Profile::unconfined().compile().unwrap().programs().count(), 0);
+    assert_eq!(
+        Profile::unconfined().compile().unwrap().programs().count(),
+        0
+    );
 }

@@ -98,7 +98,9 @@ pub enum ProfileError {
     #[error("seccomp profiles are not supported on this architecture")]
     UnsupportedArch,
     /// A rule names a syscall resolved for another architecture than the profile's.
-    #[error("syscall \"{name}\" was resolved for {syscall_arch}, but the profile is for {profile_arch}")]
+    #[error(
+        "syscall \"{name}\" was resolved for {syscall_arch}, but the profile is for {profile_arch}"
+    )]
     ArchMismatch {
         /// The syscall's name.
         name: &'static str,
@@ -731,7 +733,8 @@ impl Profile {
     /// Whether any rule or the default action uses [`Action::Notify`].
     pub fn uses_notify(&self) -> bool {
         !self.unconfined
-            && (self.default == Action::Notify || self.rules.iter().any(|r| r.action == Action::Notify))
+            && (self.default == Action::Notify
+                || self.rules.iter().any(|r| r.action == Action::Notify))
     }
 
     /// The action this profile (without the guard) gives a syscall of its architecture:
@@ -744,9 +747,10 @@ impl Profile {
             .iter()
             .find(|r| {
                 r.syscall.nr == nr
-                    && r.conds
-                        .iter()
-                        .all(|c| args.get(usize::from(c.index)).is_some_and(|a| c.matches(*a)))
+                    && r.conds.iter().all(|c| {
+                        args.get(usize::from(c.index))
+                            .is_some_and(|a| c.matches(*a))
+                    })
             })
             .map_or(self.default, |r| r.action)
     }
@@ -757,7 +761,10 @@ fn builder_errors_are_deferred() {
     let p = Profile::deny_all().allow(["read", "no_such_call", "write"]);
     assert_eq!(
         p.check().unwrap_err().to_string(),
-        format!("unknown syscall \"no_such_call\" on {}", Arch::native().unwrap())
+        format!(
+            "unknown syscall \"no_such_call\" on {}",
+            Arch::native().unwrap()
+        )
     );
     let s = Syscall::named("read").unwrap();
     let p = Profile::deny_all().rule(s, [Cond::arg(6).eq(1)], Action::Allow);
@@ -789,11 +796,17 @@ fn first_match_wins_in_the_model() {
 fn tables_resolve() {
     assert_eq!(Syscall::named_for(Arch::X86_64, "read").unwrap().nr(), 0);
     assert_eq!(Syscall::named_for(Arch::Aarch64, "read").unwrap().nr(), 63);
-    assert_eq!(Syscall::named_for(Arch::X86_64, "clone3").unwrap().nr(), 435);
+    assert_eq!(
+        Syscall::named_for(Arch::X86_64, "clone3").unwrap().nr(),
+        435
+    );
     assert!(Syscall::named_for(Arch::Aarch64, "open").is_err());
     assert_eq!(Syscall::from_nr(Arch::X86_64, 41).unwrap().name(), "socket");
     assert!(known_anywhere("send") && known_anywhere("open") && !known_anywhere("nope"));
     for t in [tables::X86_64, tables::I386, tables::AARCH64] {
-        assert!(t.windows(2).all(|w| w[0].0 < w[1].0), "tables must be sorted");
+        assert!(
+            t.windows(2).all(|w| w[0].0 < w[1].0),
+            "tables must be sorted"
+        );
     }
 }

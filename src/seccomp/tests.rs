@@ -24,7 +24,12 @@ fn data(nr: u32, args: [u64; 6]) -> SeccompData {
 }
 
 const fn st(code: u16, k: u32) -> Insn {
-    Insn { code, jt: 0, jf: 0, k }
+    Insn {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 const fn jmp(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
     Insn { code, jt, jf, k }
@@ -57,7 +62,12 @@ fn golden_empty_profile() {
     let main = p.compile_main(A).unwrap();
     assert_eq!(
         main,
-        vec![st(0x20, 4), jmp(0x15, AUDIT_X86_64, 1, 0), st(0x06, 0x8000_0000), st(0x06, 0x0005_0001)]
+        vec![
+            st(0x20, 4),
+            jmp(0x15, AUDIT_X86_64, 1, 0),
+            st(0x06, 0x8000_0000),
+            st(0x06, 0x0005_0001)
+        ]
     );
 }
 
@@ -119,15 +129,25 @@ fn guard_behaviour() {
     assert_eq!(r(data(u32::MAX, [0; 6])), Action::KillProcess);
     assert_eq!(r(data(435, [0; 6])), Action::Errno(libc::ENOSYS as u16));
     for req in [0x5412u64, 0x541c, 0xffff_ffff_0000_5412, 0x1_0000_541c] {
-        assert_eq!(r(data(ioctl, [0, req, 0, 0, 0, 0])), Action::EPERM, "{req:#x}");
+        assert_eq!(
+            r(data(ioctl, [0, req, 0, 0, 0, 0])),
+            Action::EPERM,
+            "{req:#x}"
+        );
     }
     assert_eq!(r(data(ioctl, [0, 0x5401, 0, 0, 0, 0])), Action::Allow);
     for arch in [AUDIT_I386, AUDIT_AARCH64, 0] {
-        let d = SeccompData { arch, ..data(0, [0; 6]) };
+        let d = SeccompData {
+            arch,
+            ..data(0, [0; 6])
+        };
         assert_eq!(r(d), Action::KillProcess);
     }
     let ga = guard(Arch::Aarch64);
-    let d = SeccompData { arch: AUDIT_AARCH64, ..data(29, [0, 0x5412, 0, 0, 0, 0]) };
+    let d = SeccompData {
+        arch: AUDIT_AARCH64,
+        ..data(29, [0, 0x5412, 0, 0, 0, 0])
+    };
     assert_eq!(run(&ga, &d).unwrap(), Action::EPERM.to_ret());
 }
 
@@ -147,7 +167,14 @@ impl Rng {
 
 /// Interesting argument values around `v`.
 pub(crate) fn around(v: u64) -> [u64; 6] {
-    [v, v.wrapping_add(1), v.wrapping_sub(1), v | 0xffff_ffff_0000_0000, v & 0xffff_ffff, v ^ (1 << 32)]
+    [
+        v,
+        v.wrapping_add(1),
+        v.wrapping_sub(1),
+        v | 0xffff_ffff_0000_0000,
+        v & 0xffff_ffff,
+        v ^ (1 << 32),
+    ]
 }
 
 /// Checks the compiled program against `Profile::evaluate` on many inputs.
@@ -174,7 +201,11 @@ fn check_semantics(p: &Profile, rounds: usize, seed: u64) {
         };
         let mut args = [0u64; 6];
         for a in &mut args {
-            *a = if rng.below(4) == 0 { rng.next() } else { values[rng.below(values.len() as u64) as usize] };
+            *a = if rng.below(4) == 0 {
+                rng.next()
+            } else {
+                values[rng.below(values.len() as u64) as usize]
+            };
         }
         let got = run(&main, &data(nr, args)).unwrap();
         let want = p.evaluate(nr, &args).to_ret();
@@ -195,7 +226,11 @@ fn compiled_matches_model_interleaved_actions() {
     let p = Profile::allow_all()
         .for_arch(A)
         .rule(s, [Cond::arg(0).eq(1)], Action::Allow)
-        .rule(s, [Cond::arg(0).lt(10), Cond::arg32(1).masked_eq(0xf, 3)], Action::Errno(13))
+        .rule(
+            s,
+            [Cond::arg(0).lt(10), Cond::arg32(1).masked_eq(0xf, 3)],
+            Action::Errno(13),
+        )
         .rule(w, [Cond::arg(2).gt(100)], Action::Notify)
         .rule(s, [Cond::arg(2).ge(0x1_0000_0000)], Action::Allow)
         .rule(w, [Cond::arg(0).ne(1)], Action::Log)
@@ -210,17 +245,36 @@ fn compiled_matches_model_interleaved_actions() {
 #[test]
 fn random_profiles_match_model() {
     let mut rng = Rng(99);
-    let names = ["read", "write", "socket", "ioctl", "mmap", "openat", "clone"];
-    let actions = [Action::Allow, Action::EPERM, Action::Errno(2), Action::KillProcess, Action::Notify, Action::Log];
+    let names = [
+        "read", "write", "socket", "ioctl", "mmap", "openat", "clone",
+    ];
+    let actions = [
+        Action::Allow,
+        Action::EPERM,
+        Action::Errno(2),
+        Action::KillProcess,
+        Action::Notify,
+        Action::Log,
+    ];
     for round in 0..40 {
-        let mut p = Profile::deny_all().for_arch(A).default_action(actions[round % actions.len()]);
+        let mut p = Profile::deny_all()
+            .for_arch(A)
+            .default_action(actions[round % actions.len()]);
         for _ in 0..rng.below(12) {
             let s = sys(names[rng.below(names.len() as u64) as usize]);
             let mut conds = Vec::new();
             for _ in 0..rng.below(3) {
                 let idx = rng.below(6) as u8;
-                let arg = if rng.below(2) == 0 { Cond::arg(idx) } else { Cond::arg32(idx) };
-                let v = if arg == Cond::arg32(idx) { rng.below(1 << 32) } else { [0, 1, 0xffff_ffff, 1 << 32, rng.next()][rng.below(5) as usize] };
+                let arg = if rng.below(2) == 0 {
+                    Cond::arg(idx)
+                } else {
+                    Cond::arg32(idx)
+                };
+                let v = if arg == Cond::arg32(idx) {
+                    rng.below(1 << 32)
+                } else {
+                    [0, 1, 0xffff_ffff, 1 << 32, rng.next()][rng.below(5) as usize]
+                };
                 let c = match rng.below(7) {
                     0 => arg.eq(v),
                     1 => arg.ne(v),
@@ -243,7 +297,10 @@ fn random_profiles_match_model() {
 fn stacked_results_take_the_strictest() {
     let c = Profile::default_container().for_arch(A).compile().unwrap();
     let d = data(435, [0; 6]);
-    assert_eq!(run_stack(c.programs(), &d).unwrap(), Action::Errno(38).to_ret());
+    assert_eq!(
+        run_stack(c.programs(), &d).unwrap(),
+        Action::Errno(38).to_ret()
+    );
     let d = data(sys("keyctl").nr(), [0; 6]);
     assert_eq!(run_stack(c.programs(), &d).unwrap(), Action::EPERM.to_ret());
     let d = data(sys("clone").nr(), [0x1000_0000, 0, 0, 0, 0, 0]);
