@@ -51,6 +51,8 @@
 //! single-`name` format); [`Profile::to_oci_json`] writes it back.
 
 mod compile;
+#[cfg(all(test, feature = "serde"))]
+mod difftest;
 mod install;
 pub(crate) mod interp;
 #[cfg(feature = "serde")]
@@ -67,7 +69,7 @@ pub use compile::{
 #[cfg(feature = "serde")]
 pub use oci::{ImportOptions, KernelVersion, UnknownSyscalls};
 pub use presets::{
-    CLONE_NEWTIME, CLONE_NS_FLAGS, DEFAULT_CONTAINER_DENIED, PERSONALITY_ALLOWED,
+    CLONE_NEWTIME, CLONE_NS_FLAGS, DEFAULT_CONTAINER_DENIED, PERSONALITY_FLAGS_ALLOWED,
     SOCKET_FAMILIES_DENIED, STRICT_ALLOWED,
 };
 pub use profile::{

@@ -515,8 +515,8 @@ impl Profile {
 
     /// Exports the profile as OCI / Docker JSON (pretty-printed).
     ///
-    /// Refused for [`Profile::unconfined`] (OCI expresses it by having no seccomp section)
-    /// and for 32-bit comparisons other than equality (OCI compares 64 bits; `arg32(i).eq(v)`
+    /// Refused for [`Profile::unconfined`] (OCI expresses it by having no seccomp section),
+    /// for profiles whose meaning depends on rule order ([`Profile::order_sensitive`]) and for 32-bit comparisons other than equality (OCI compares 64 bits; `arg32(i).eq(v)`
     /// is written as `MASKED_EQ` with mask `0xffffffff`).
     pub fn to_oci_json(&self) -> Result<String, ProfileError> {
         self.check()?;
@@ -524,6 +524,9 @@ impl Profile {
             return Err(ProfileError::Export {
                 reason: "an unconfined profile has no filter",
             });
+        }
+        if let Some(syscall) = self.order_sensitive() {
+            return Err(ProfileError::OrderSensitive { syscall });
         }
         let (action, errno) = export_action(self.default);
         let mut oci = OciProfile {
@@ -533,7 +536,14 @@ impl Profile {
             ..OciProfile::default()
         };
         let mut syscalls: Vec<OciSyscall> = Vec::new();
+        let mut closed = BTreeSet::new();
         for r in self.rules() {
+            if closed.contains(&r.syscall().nr()) {
+                continue; // after an unconditional rule for the same call: never matches
+            }
+            if r.conds().is_empty() {
+                closed.insert(r.syscall().nr());
+            }
             let args = r
                 .conds()
                 .iter()

@@ -21,10 +21,10 @@ pub const CLONE_NEWTIME: u64 = 0x80;
 /// | `bpf`, `perf_event_open`, `userfaultfd` | large kernel attack surface; perf also leaks host data; userfaultfd makes kernel races easy to win |
 /// | `io_uring_setup`, `io_uring_enter`, `io_uring_register` | bypasses seccomp (io_uring operations are not syscalls) and has had many privilege escalations |
 /// | `mount`, `umount`, `umount2`, `pivot_root`, `chroot`, `fsopen`, `fsconfig`, `fsmount`, `fspick`, `move_mount`, `open_tree`, `open_tree_attr`, `mount_setattr` | changing the file system view the sandbox built |
-/// | `setns`; `unshare` and `clone` with a namespace flag | new namespaces (user namespaces above all) open kernel code normally reserved to root; `clone`'s flags are a register the filter checks (`clone3` passes them in memory, so the guard makes it fail with `ENOSYS` and libc falls back to `clone`) |
+/// | `setns`; `unshare` and `clone` with a namespace flag ([`CLONE_NS_FLAGS`], and [`CLONE_NEWTIME`] for `unshare`) | new namespaces (user namespaces above all) open kernel code normally reserved to root; `clone`'s flags are a register the filter checks (`clone3` passes them in memory, so the guard makes it fail with `ENOSYS` and libc falls back to `clone`) |
 /// | `open_by_handle_at`, `name_to_handle_at` | file handles open files outside a bind mount or chroot ("shocker" escape) |
 /// | `ptrace`, `process_vm_readv`, `process_vm_writev`, `process_madvise`, `kcmp`, `pidfd_getfd` | inspecting or controlling other processes |
-/// | `personality` with flags other than `0`, `PER_LINUX32` (8), `UNAME26` (0x20000), their union and the query `0xffffffff` | other personalities disable ASLR or re-enable old, less tested kernel paths |
+/// | `personality` with any bit other than `PER_LINUX32` (8) and `UNAME26` (0x20000) | other personalities disable ASLR (`ADDR_NO_RANDOMIZE`), make data executable (`READ_IMPLIES_EXEC`) or re-enable old, less tested kernel paths |
 /// | `socket` with `AF_ALG` (38), `AF_VSOCK` (40), `AF_KCM` (41) | crypto, host-guest and kernel-connection-multiplexor sockets: rarely needed, frequent CVEs; compared on 32 bits since `domain` is an `int` |
 /// | `acct`, `swapon`, `swapoff`, `syslog`, `vhangup` | host-wide accounting, swap, kernel log and terminals |
 /// | `lookup_dcookie`, `quotactl`, `quotactl_fd`, `nfsservctl`, `sysfs`, `_sysctl`, `ustat`, `uselib` | obsolete or host-wide interfaces |
@@ -102,8 +102,11 @@ pub const DEFAULT_CONTAINER_DENIED: &[&str] = &[
     "set_mempolicy_home_node",
 ];
 
-/// `personality` values [`Profile::default_container`] allows (Docker's list).
-pub const PERSONALITY_ALLOWED: &[u64] = &[0, 8, 0x20000, 0x20008, 0xffff_ffff];
+/// `personality` bits [`Profile::default_container`] allows: `PER_LINUX32` (8) and `UNAME26`
+/// (0x20000), so the values 0, 8, 0x20000 and 0x20008 of Docker's list. Docker also allows the
+/// query `0xffffffff`; ringfence refuses every other bit, the query included (its all-ones
+/// value cannot be told apart without order-dependent rules).
+pub const PERSONALITY_FLAGS_ALLOWED: u64 = 0x0002_0008;
 
 /// Socket families [`Profile::default_container`] refuses.
 pub const SOCKET_FAMILIES_DENIED: &[u64] = &[38, 40, 41];
@@ -223,32 +226,28 @@ impl Profile {
     /// A deny-list lets through syscalls added to the kernel later; [`Profile::strict`] is the
     /// allow-list alternative.
     pub fn default_container() -> Profile {
+        // Each refusal is one rule per flag bit ("this bit is set"), not "allow if no bit is set,
+        // else deny": rules that do not depend on their order mean the same to libseccomp-based
+        // runtimes (runc, crun) when the profile is exported to OCI JSON.
         let mut p = Profile::allow_all();
+        let bits = |mask: u64| (0..32).map(|b| 1u64 << b).filter(move |b| mask & b != 0);
         if let Some(clone) = p.syscall("clone") {
             // clone's flags are the first argument on x86_64 and aarch64; the kernel only uses
             // their low 32 bits.
-            p = p
-                .rule(
-                    clone,
-                    [Cond::arg32(0).masked_eq(CLONE_NS_FLAGS, 0)],
-                    Action::Allow,
-                )
-                .rule(clone, [], Action::EPERM);
+            for b in bits(CLONE_NS_FLAGS) {
+                p = p.rule(clone, [Cond::arg32(0).masked_eq(b, b)], Action::EPERM);
+            }
         }
         if let Some(unshare) = p.syscall("unshare") {
-            p = p
-                .rule(
-                    unshare,
-                    [Cond::arg32(0).masked_eq(CLONE_NS_FLAGS | CLONE_NEWTIME, 0)],
-                    Action::Allow,
-                )
-                .rule(unshare, [], Action::EPERM);
+            for b in bits(CLONE_NS_FLAGS | CLONE_NEWTIME) {
+                p = p.rule(unshare, [Cond::arg32(0).masked_eq(b, b)], Action::EPERM);
+            }
         }
         if let Some(pers) = p.syscall("personality") {
-            for v in PERSONALITY_ALLOWED {
-                p = p.rule(pers, [Cond::arg32(0).eq(*v)], Action::Allow);
+            // `personality(unsigned int)`: refuse any bit outside PER_LINUX32 | UNAME26.
+            for b in bits(0xffff_ffff & !PERSONALITY_FLAGS_ALLOWED) {
+                p = p.rule(pers, [Cond::arg32(0).masked_eq(b, b)], Action::EPERM);
             }
-            p = p.rule(pers, [], Action::EPERM);
         }
         if let Some(socket) = p.syscall("socket") {
             for f in SOCKET_FAMILIES_DENIED {

@@ -178,6 +178,15 @@ pub enum ProfileError {
     /// A syscall entry without `name` or `names`.
     #[error("no syscall name given")]
     NoName,
+    /// The profile's meaning depends on rule order in a way OCI runtimes do not keep
+    /// (see [`Profile::order_sensitive`]).
+    #[error(
+        "the rules for \"{syscall}\" give it different actions depending on their order, which libseccomp-based runtimes do not keep"
+    )]
+    OrderSensitive {
+        /// The syscall concerned.
+        syscall: &'static str,
+    },
     /// The profile cannot be expressed in OCI JSON.
     #[error("this profile cannot be exported to OCI JSON: {reason}")]
     Export {
@@ -735,6 +744,33 @@ impl Profile {
         !self.unconfined
             && (self.default == Action::Notify
                 || self.rules.iter().any(|r| r.action == Action::Notify))
+    }
+
+    /// The first syscall whose rules give it more than one action (after dropping rules that
+    /// follow an unconditional one and can never match), if any.
+    ///
+    /// ringfence decides such a call by the first matching rule. libseccomp, and so runc and
+    /// crun, do not: a later unconditional rule replaces earlier conditional ones, and
+    /// overlapping conditional rules with different actions are ordered by its own internal
+    /// tree. Such a profile therefore cannot be exported to OCI JSON without changing its
+    /// meaning. Docker's profiles never do this once `includes`/`excludes` are applied.
+    pub fn order_sensitive(&self) -> Option<&'static str> {
+        let mut seen: std::collections::BTreeMap<u32, (Action, bool)> = Default::default();
+        for r in &self.rules {
+            match seen.get_mut(&r.syscall.nr) {
+                None => {
+                    seen.insert(r.syscall.nr, (r.action, r.conds.is_empty()));
+                }
+                Some((_, true)) => {} // after an unconditional rule: never matches
+                Some((a, closed)) => {
+                    if *a != r.action {
+                        return Some(r.syscall.name);
+                    }
+                    *closed = r.conds.is_empty();
+                }
+            }
+        }
+        None
     }
 
     /// The action this profile (without the guard) gives a syscall of its architecture:
