@@ -55,6 +55,8 @@ mod compile;
 mod difftest;
 mod install;
 pub(crate) mod interp;
+#[cfg(test)]
+mod kernel_tests;
 #[cfg(feature = "serde")]
 mod oci;
 mod presets;
