@@ -1,5 +1,7 @@
 //! OCI / Docker JSON import and export of seccomp profiles.
 
+#![cfg(feature = "serde")]
+
 use std::path::PathBuf;
 
 use ringfence::seccomp::{ImportOptions, KernelVersion, UnknownSyscalls};

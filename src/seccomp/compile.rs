@@ -217,7 +217,9 @@ type Runs = Vec<(Action, Vec<Vec<Cond>>)>;
 /// Groups the rules per syscall in order, drops what can never match (rules after an
 /// unconditional one) and trailing rules that give the default action anyway.
 fn runs(profile: &Profile) -> BTreeMap<u32, Runs> {
-    let mut per: BTreeMap<u32, (bool, Vec<(Action, Vec<Cond>)>)> = BTreeMap::new();
+    // Per syscall: whether an unconditional rule was seen, and the live rules so far.
+    type Live = (bool, Vec<(Action, Vec<Cond>)>);
+    let mut per: BTreeMap<u32, Live> = BTreeMap::new();
     for r in profile.rules() {
         let e = per.entry(r.syscall().nr()).or_default();
         if e.0 {

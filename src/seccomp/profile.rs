@@ -204,6 +204,7 @@ pub enum ProfileError {
 }
 
 impl ProfileError {
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) fn at(self, path: impl Into<String>) -> ProfileError {
         ProfileError::At {
             path: path.into(),
@@ -272,6 +273,7 @@ impl Syscall {
 }
 
 /// Whether `name` is a syscall on some architecture (shipped table or known elsewhere).
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
 pub(crate) fn known_anywhere(name: &str) -> bool {
     [tables::X86_64, tables::I386, tables::AARCH64]
         .iter()
