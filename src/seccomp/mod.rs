@@ -92,7 +92,7 @@ pub use presets::{
     SOCKET_FAMILIES_DENIED, STRICT_ALLOWED,
 };
 pub use profile::{
-    Action, Arch, Arg, CmpOp, Cond, MAX_ERRNO, Profile, ProfileError, Rule, Syscall,
+    Action, Arch, Arg, CmpOp, Cond, MAX_CONDS, MAX_ERRNO, Profile, ProfileError, Rule, Syscall,
 };
 
 #[allow(unused_imports)]

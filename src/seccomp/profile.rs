@@ -10,6 +10,9 @@ use super::tables;
 /// valid errnos and libseccomp/runc refuse them.
 pub const MAX_ERRNO: u16 = 4096;
 
+/// The most conditions one rule may have (the BPF jumps inside a rule are 8-bit).
+pub const MAX_CONDS: usize = 24;
+
 /// A CPU architecture whose syscall table ringfence knows.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,6 +131,12 @@ pub enum ProfileError {
     ErrnoRange {
         /// The errno given.
         errno: u64,
+    },
+    /// A rule with more conditions than [`MAX_CONDS`].
+    #[error("a rule has {count} conditions, more than the limit of 24")]
+    TooManyConds {
+        /// Conditions in the rule.
+        count: usize,
     },
     /// The compiled filter is longer than the kernel accepts (`BPF_MAXINSNS`).
     #[error("the compiled filter has {len} instructions, more than the kernel's limit of 4096")]
@@ -604,7 +613,9 @@ impl Profile {
         self.unconfined
     }
 
-    /// The same profile for another architecture: rules are resolved again by name.
+    /// The same profile for another architecture: rules are resolved again by name, and rules
+    /// for syscalls the architecture does not have are dropped (such a call cannot be made
+    /// there). Conditions are kept as they are: check that argument positions agree.
     pub fn for_arch(mut self, arch: Arch) -> Profile {
         if self.arch == Some(arch) {
             return self;
@@ -615,9 +626,8 @@ impl Profile {
         }
         self.arch = Some(arch);
         for r in rules {
-            match Syscall::named_for(arch, r.syscall.name) {
-                Ok(s) => self.rules.push(Rule { syscall: s, ..r }),
-                Err(e) => self.fail(e),
+            if let Ok(s) = Syscall::named_for(arch, r.syscall.name) {
+                self.rules.push(Rule { syscall: s, ..r });
             }
         }
         self
@@ -708,6 +718,9 @@ impl Profile {
         action: Action,
     ) -> Profile {
         let conds: Vec<Cond> = conds.into_iter().collect();
+        if conds.len() > MAX_CONDS {
+            self.fail(ProfileError::TooManyConds { count: conds.len() });
+        }
         if let Err(e) = action.validate() {
             self.fail(e);
         }
@@ -817,6 +830,22 @@ fn builder_errors_are_deferred() {
     );
     let p = Profile::deny_all().rule(s, [Cond::arg32(0).eq(1 << 32)], Action::Allow);
     assert!(matches!(p.check(), Err(ProfileError::Value32 { .. })));
+}
+
+#[test]
+fn presets_move_between_architectures() {
+    for arch in [Arch::X86_64, Arch::Aarch64] {
+        for p in [Profile::default_container(), Profile::strict()] {
+            let p = p.for_arch(arch);
+            p.check().unwrap();
+            assert!(p.rules().iter().all(|r| r.syscall().arch() == arch));
+            p.compile().unwrap();
+        }
+    }
+    let s = Syscall::named("read").unwrap();
+    let conds = vec![Cond::arg(0).ne(1); 25];
+    let p = Profile::deny_all().rule(s, conds, Action::Allow);
+    assert_eq!(p.check(), Err(ProfileError::TooManyConds { count: 25 }));
 }
 
 #[test]

@@ -311,3 +311,41 @@ fn stacked_results_take_the_strictest() {
     assert_eq!(bytes.len(), 2);
     assert_eq!(bytes[0].len(), guard(A).len() * 8);
 }
+
+#[test]
+fn golden_32bit_condition_reads_only_the_low_half() {
+    let p = Profile::deny_all().for_arch(A).rule(
+        sys("ioctl"),
+        [Cond::arg32(1).eq(0x5401)],
+        Action::Allow,
+    );
+    let main = p.compile_main(A).unwrap();
+    let expected = vec![
+        st(0x20, 4),
+        jmp(0x15, AUDIT_X86_64, 1, 0),
+        st(0x06, 0x8000_0000),
+        st(0x20, 0),
+        jmp(0x15, 16, 0, 1), // ioctl?
+        st(0x05, 1),
+        st(0x05, 4),  // not ioctl: past the rule
+        st(0x20, 24), // args[1], low 32 bits only: no load of offset 28
+        jmp(0x15, 0x5401, 0, 1),
+        st(0x06, 0x7fff_0000),
+        st(0x05, 1), // was `ret NEXT`
+        st(0x05, 0), // was `ret NEXT`
+        st(0x06, 0x0005_0001),
+    ];
+    assert_eq!(main, expected);
+    let ioctl = sys("ioctl").nr();
+    for (arg, want) in [
+        (0x5401u64, 0x7fff_0000),
+        (0xffff_ffff_0000_5401, 0x7fff_0000),
+        (0x5402, 0x0005_0001),
+    ] {
+        assert_eq!(
+            run(&main, &data(ioctl, [0, arg, 0, 0, 0, 0])).unwrap(),
+            want,
+            "{arg:#x}"
+        );
+    }
+}
