@@ -108,6 +108,7 @@ mod ns;
 mod probe;
 mod rlimit;
 mod sandbox;
+pub mod seccomp;
 mod spawn;
 
 pub use crate::caps::Capability;
@@ -118,6 +119,9 @@ pub use crate::ns::{IdMap, Namespace, Net, TimeOffsets, UserNs};
 pub use crate::probe::{Compat, Enforcement, HostInfo, Layer, Report, Unavailable, probe};
 pub use crate::rlimit::Rlimit;
 pub use crate::sandbox::Sandbox;
+pub use crate::seccomp::{
+    Action, Arch, CmpOp, CompiledProfile, Cond, Insn, Profile, ProfileError, Rule, Syscall,
+};
 /// The errno type carried by [`Error`] (re-exported so callers need no `nix` dependency).
 pub use nix::errno::Errno;
 

@@ -1,0 +1,615 @@
+//! OCI runtime spec / Docker seccomp JSON: import and export.
+//!
+//! Import follows what runc and crun do through libseccomp (see the module docs of
+//! [`crate::seccomp`]): rules in the profile's order, the first match wins, a rule whose
+//! action equals the default is skipped, a rule naming the same argument twice is split into
+//! one rule per condition (ORed), `MASKED_EQ` takes the mask in `value` and the datum in
+//! `valueTwo`, `ERRNO`/`TRACE` without `errnoRet` mean `EPERM`, an `errnoRet` of 4096 or more
+//! is refused. Comparisons are 64-bit, as libseccomp does on 64-bit architectures.
+//!
+//! `includes` and `excludes` are evaluated against an explicit [`ImportOptions`] (capabilities,
+//! architecture, kernel version), by default the running system's.
+//!
+//! Architectures: the filter is built for [`ImportOptions::arch`] only. `architectures` and
+//! `archMap` are checked but their sub-architectures (x86, x32, arm) are not honoured:
+//! ringfence's guard kills every call from another ABI.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::profile::{Action, Arch, CmpOp, Cond, Profile, ProfileError, Syscall, known_anywhere};
+
+/// What the importer does with a syscall name that no architecture has.
+///
+/// Names that exist on other architectures only (`arm_fadvise64_64`, `s390_runtime_instr`,
+/// `chown32` on x86_64, ...) are always skipped silently, as libseccomp does.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UnknownSyscalls {
+    /// Refuse the profile (the default): a typo should not silently weaken a filter.
+    #[default]
+    Error,
+    /// Skip the name (logged at debug level), like runc.
+    Skip,
+}
+
+/// A kernel version `MAJOR.MINOR`, as `minKernel` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KernelVersion {
+    /// Major number.
+    pub major: u32,
+    /// Minor number.
+    pub minor: u32,
+}
+
+impl KernelVersion {
+    /// `major.minor`.
+    pub const fn new(major: u32, minor: u32) -> KernelVersion {
+        KernelVersion { major, minor }
+    }
+
+    /// Parses `"5.15"`, `"6.1.0-18-amd64"`, ... (`None` if there is no `major.minor`).
+    pub fn parse(s: &str) -> Option<KernelVersion> {
+        let mut it = s.split(['.', '-', '+']);
+        let major = it.next()?.parse().ok()?;
+        let minor_part = it.next()?;
+        let digits: String = minor_part
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let minor = digits.parse().ok()?;
+        Some(KernelVersion { major, minor })
+    }
+
+    /// The running kernel's version (`uname -r`).
+    pub fn running() -> Option<KernelVersion> {
+        let u = nix::sys::utsname::uname().ok()?;
+        KernelVersion::parse(&u.release().to_string_lossy())
+    }
+}
+
+/// Capability names by bit number (`<linux/capability.h>`).
+const CAP_NAMES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+fn running_caps() -> BTreeSet<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    CAP_NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| eff & (1u64 << i) != 0)
+        .map(|(_, n)| (*n).to_owned())
+        .collect()
+}
+
+/// What `includes` / `excludes` are evaluated against, and how strict the importer is.
+///
+/// ```
+/// use ringfence::seccomp::{Arch, ImportOptions, KernelVersion, UnknownSyscalls};
+/// let opts = ImportOptions::running_system()
+///     .arch(Arch::X86_64)
+///     .caps(["CAP_SYS_ADMIN"])
+///     .kernel_version(KernelVersion::new(6, 1))
+///     .unknown_syscalls(UnknownSyscalls::Skip);
+/// # let _ = opts;
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// Capabilities the sandboxed process holds (`CAP_SYS_ADMIN`, ...).
+    pub caps: BTreeSet<String>,
+    /// The architecture to build the filter for.
+    pub arch: Arch,
+    /// The kernel version `minKernel` is compared with.
+    pub kernel_version: KernelVersion,
+    /// Unknown syscall names: error or skip.
+    pub unknown_syscalls: UnknownSyscalls,
+}
+
+impl ImportOptions {
+    /// The running system: this process's effective capabilities, the host architecture
+    /// (x86_64 if unsupported), the running kernel; unknown names are errors.
+    pub fn running_system() -> ImportOptions {
+        ImportOptions {
+            caps: running_caps(),
+            arch: Arch::native().unwrap_or(Arch::X86_64),
+            kernel_version: KernelVersion::running().unwrap_or(KernelVersion::new(0, 0)),
+            unknown_syscalls: UnknownSyscalls::Error,
+        }
+    }
+
+    /// Replaces the capability set.
+    pub fn caps<I, S>(mut self, caps: I) -> ImportOptions
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.caps = caps.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the architecture.
+    pub fn arch(mut self, arch: Arch) -> ImportOptions {
+        self.arch = arch;
+        self
+    }
+
+    /// Sets the kernel version.
+    pub fn kernel_version(mut self, v: KernelVersion) -> ImportOptions {
+        self.kernel_version = v;
+        self
+    }
+
+    /// Sets the policy for unknown names.
+    pub fn unknown_syscalls(mut self, u: UnknownSyscalls) -> ImportOptions {
+        self.unknown_syscalls = u;
+        self
+    }
+}
+
+impl Default for ImportOptions {
+    fn default() -> ImportOptions {
+        ImportOptions::running_system()
+    }
+}
+
+#[derive(Deserialize, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct OciProfile {
+    default_action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    default_errno_ret: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    architectures: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    arch_map: Option<Vec<OciArchMap>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    syscalls: Option<Vec<OciSyscall>>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OciArchMap {
+    architecture: String,
+    #[serde(default)]
+    sub_architectures: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct OciSyscall {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    names: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    errno_ret: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    args: Option<Vec<OciArg>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    includes: Option<OciFilter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    excludes: Option<OciFilter>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OciArg {
+    index: u64,
+    value: u64,
+    #[serde(default)]
+    value_two: u64,
+    op: String,
+}
+
+#[derive(Deserialize, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct OciFilter {
+    #[serde(default)]
+    caps: Option<Vec<String>>,
+    #[serde(default)]
+    arches: Option<Vec<String>>,
+    #[serde(default)]
+    min_kernel: Option<String>,
+}
+
+/// Architecture names libseccomp knows (`SCMP_ARCH_*`).
+const SCMP_ARCHES: &[&str] = &[
+    "SCMP_ARCH_NATIVE",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_LOONGARCH64",
+    "SCMP_ARCH_M68K",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_SH",
+    "SCMP_ARCH_SHEB",
+];
+
+fn parse_action(
+    name: &str,
+    errno: Option<u64>,
+    path: &str,
+    errno_path: &str,
+) -> Result<Action, ProfileError> {
+    let data = |e: Option<u64>| -> Result<u16, ProfileError> {
+        match e {
+            None => Ok(libc::EPERM as u16),
+            Some(e) if e < u64::from(super::MAX_ERRNO) => Ok(e as u16),
+            Some(e) => Err(ProfileError::ErrnoRange { errno: e }.at(errno_path)),
+        }
+    };
+    Ok(match name {
+        "SCMP_ACT_ALLOW" => Action::Allow,
+        "SCMP_ACT_ERRNO" => Action::Errno(data(errno)?),
+        "SCMP_ACT_TRACE" => Action::Trace(data(errno)?),
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => Action::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => Action::KillProcess,
+        "SCMP_ACT_TRAP" => Action::Trap,
+        "SCMP_ACT_LOG" => Action::Log,
+        "SCMP_ACT_NOTIFY" => Action::Notify,
+        other => {
+            return Err(ProfileError::UnknownAction {
+                action: other.to_owned(),
+            }
+            .at(path));
+        }
+    })
+}
+
+fn parse_arg(a: &OciArg, path: &str) -> Result<Cond, ProfileError> {
+    if a.index > 5 {
+        return Err(ProfileError::ArgIndex { index: a.index }.at(format!("{path}.index")));
+    }
+    let arg = Cond::arg(a.index as u8);
+    Ok(match a.op.as_str() {
+        "SCMP_CMP_EQ" => arg.eq(a.value),
+        "SCMP_CMP_NE" => arg.ne(a.value),
+        "SCMP_CMP_LT" => arg.lt(a.value),
+        "SCMP_CMP_LE" => arg.le(a.value),
+        "SCMP_CMP_GT" => arg.gt(a.value),
+        "SCMP_CMP_GE" => arg.ge(a.value),
+        "SCMP_CMP_MASKED_EQ" => arg.masked_eq(a.value, a.value_two),
+        other => {
+            return Err(ProfileError::UnknownOperator {
+                op: other.to_owned(),
+            }
+            .at(format!("{path}.op")));
+        }
+    })
+}
+
+fn has(list: &Option<Vec<String>>, x: &str) -> bool {
+    list.as_ref().is_some_and(|l| l.iter().any(|s| s == x))
+}
+
+/// Whether an entry applies, following moby's `profiles/seccomp` rules: every capability in
+/// `includes.caps` held, the arch in `includes.arches`, the kernel at least
+/// `includes.minKernel`; no capability of `excludes.caps` held, the arch not in
+/// `excludes.arches`, the kernel below `excludes.minKernel`.
+fn applies(s: &OciSyscall, opts: &ImportOptions, path: &str) -> Result<bool, ProfileError> {
+    let arch = opts.arch.go_name();
+    let kernel = |v: &str, p: String| {
+        KernelVersion::parse(v).ok_or_else(|| {
+            ProfileError::KernelVersion {
+                version: v.to_owned(),
+            }
+            .at(p)
+        })
+    };
+    if let Some(inc) = &s.includes {
+        if let Some(caps) = &inc.caps
+            && !caps.iter().all(|c| opts.caps.contains(c))
+        {
+            return Ok(false);
+        }
+        if inc.arches.as_ref().is_some_and(|a| !a.is_empty()) && !has(&inc.arches, arch) {
+            return Ok(false);
+        }
+        if let Some(v) = &inc.min_kernel
+            && opts.kernel_version < kernel(v, format!("{path}.includes.minKernel"))?
+        {
+            return Ok(false);
+        }
+    }
+    if let Some(exc) = &s.excludes {
+        if let Some(caps) = &exc.caps
+            && caps.iter().any(|c| opts.caps.contains(c))
+        {
+            return Ok(false);
+        }
+        if has(&exc.arches, arch) {
+            return Ok(false);
+        }
+        if let Some(v) = &exc.min_kernel
+            && opts.kernel_version >= kernel(v, format!("{path}.excludes.minKernel"))?
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn json_error(e: serde_json::Error) -> ProfileError {
+    let message = e.to_string();
+    // serde_json appends " at line L column C"; the variant carries them separately.
+    let message = match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message,
+    };
+    ProfileError::Json {
+        line: e.line(),
+        column: e.column(),
+        message,
+    }
+}
+
+impl Profile {
+    /// Imports an OCI / Docker seccomp profile, evaluating `includes`/`excludes` against the
+    /// running system ([`ImportOptions::running_system`]).
+    pub fn from_oci_json(json: &str) -> Result<Profile, ProfileError> {
+        Profile::from_oci_json_with(json, &ImportOptions::running_system())
+    }
+
+    /// Imports an OCI / Docker seccomp profile with explicit options.
+    ///
+    /// Errors name the JSON path: `syscalls[12].args[0].op: unknown operator "SCMP_CMP_FOO"`.
+    pub fn from_oci_json_with(json: &str, opts: &ImportOptions) -> Result<Profile, ProfileError> {
+        let oci: OciProfile = serde_json::from_str(json).map_err(json_error)?;
+        let default = parse_action(
+            &oci.default_action,
+            oci.default_errno_ret,
+            "defaultAction",
+            "defaultErrnoRet",
+        )?;
+        if oci.architectures.is_some() && oci.arch_map.is_some() {
+            return Err(ProfileError::ArchitecturesAndArchMap);
+        }
+        for (i, a) in oci.architectures.iter().flatten().enumerate() {
+            if !SCMP_ARCHES.contains(&a.as_str()) {
+                return Err(
+                    ProfileError::UnknownArch { arch: a.clone() }.at(format!("architectures[{i}]"))
+                );
+            }
+        }
+        for (i, m) in oci.arch_map.iter().flatten().enumerate() {
+            if !SCMP_ARCHES.contains(&m.architecture.as_str()) {
+                return Err(ProfileError::UnknownArch {
+                    arch: m.architecture.clone(),
+                }
+                .at(format!("archMap[{i}].architecture")));
+            }
+            for (j, s) in m.sub_architectures.iter().flatten().enumerate() {
+                if !SCMP_ARCHES.contains(&s.as_str()) {
+                    return Err(ProfileError::UnknownArch { arch: s.clone() }
+                        .at(format!("archMap[{i}].subArchitectures[{j}]")));
+                }
+            }
+        }
+
+        let mut profile = Profile::allow_all()
+            .for_arch(opts.arch)
+            .default_action(default);
+        for (i, s) in oci.syscalls.iter().flatten().enumerate() {
+            let path = format!("syscalls[{i}]");
+            let action = parse_action(
+                &s.action,
+                s.errno_ret,
+                &format!("{path}.action"),
+                &format!("{path}.errnoRet"),
+            )?;
+            let conds = s
+                .args
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(j, a)| parse_arg(a, &format!("{path}.args[{j}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let names: Vec<(String, &String)> = match (&s.names, &s.name) {
+                (Some(n), _) if !n.is_empty() => n
+                    .iter()
+                    .enumerate()
+                    .map(|(k, n)| (format!("{path}.names[{k}]"), n))
+                    .collect(),
+                (_, Some(n)) => vec![(format!("{path}.name"), n)],
+                _ => return Err(ProfileError::NoName.at(path)),
+            };
+            if !applies(s, opts, &path)? || action == default {
+                continue;
+            }
+            // The same argument twice: each condition becomes a rule of its own (ORed).
+            let mut seen = [false; 6];
+            let repeated = conds
+                .iter()
+                .any(|c| std::mem::replace(&mut seen[usize::from(c.index())], true));
+            let groups: Vec<Vec<Cond>> = if repeated {
+                conds.iter().map(|c| vec![*c]).collect()
+            } else {
+                vec![conds]
+            };
+            for (npath, name) in names {
+                let sys = match Syscall::named_for(opts.arch, name) {
+                    Ok(s) => s,
+                    Err(_) if known_anywhere(name) => continue, // absent on this architecture
+                    Err(e) => match opts.unknown_syscalls {
+                        UnknownSyscalls::Error => return Err(e.at(npath)),
+                        UnknownSyscalls::Skip => {
+                            tracing::debug!(syscall = %name, "seccomp import: unknown syscall skipped");
+                            continue;
+                        }
+                    },
+                };
+                for g in &groups {
+                    profile = profile.rule(sys, g.iter().copied(), action);
+                }
+            }
+        }
+        profile.check()?;
+        Ok(profile)
+    }
+
+    /// Exports the profile as OCI / Docker JSON (pretty-printed).
+    ///
+    /// Refused for [`Profile::unconfined`] (OCI expresses it by having no seccomp section),
+    /// for profiles whose meaning depends on rule order ([`Profile::order_sensitive`]) and for 32-bit comparisons other than equality (OCI compares 64 bits; `arg32(i).eq(v)`
+    /// is written as `MASKED_EQ` with mask `0xffffffff`).
+    pub fn to_oci_json(&self) -> Result<String, ProfileError> {
+        self.check()?;
+        if self.unconfined {
+            return Err(ProfileError::Export {
+                reason: "an unconfined profile has no filter",
+            });
+        }
+        if let Some(syscall) = self.order_sensitive() {
+            return Err(ProfileError::OrderSensitive { syscall });
+        }
+        let (action, errno) = export_action(self.default);
+        let mut oci = OciProfile {
+            default_action: action.to_owned(),
+            default_errno_ret: errno,
+            architectures: self.arch.map(|a| vec![a.oci_name().to_owned()]),
+            ..OciProfile::default()
+        };
+        let mut syscalls: Vec<OciSyscall> = Vec::new();
+        let mut closed = BTreeSet::new();
+        for r in self.rules() {
+            if closed.contains(&r.syscall().nr()) {
+                continue; // after an unconditional rule for the same call: never matches
+            }
+            if r.conds().is_empty() {
+                closed.insert(r.syscall().nr());
+            }
+            let args = r
+                .conds()
+                .iter()
+                .map(export_cond)
+                .collect::<Result<Vec<_>, _>>()?;
+            let (action, errno) = export_action(r.action());
+            if args.is_empty()
+                && let Some(last) = syscalls.last_mut()
+                && last.args.is_none()
+                && last.action == action
+                && last.errno_ret == errno
+            {
+                last.names
+                    .get_or_insert_with(Vec::new)
+                    .push(r.syscall().name().to_owned());
+                continue;
+            }
+            syscalls.push(OciSyscall {
+                names: Some(vec![r.syscall().name().to_owned()]),
+                action: action.to_owned(),
+                errno_ret: errno,
+                args: (!args.is_empty()).then_some(args),
+                ..OciSyscall::default()
+            });
+        }
+        oci.syscalls = Some(syscalls);
+        serde_json::to_string_pretty(&oci).map_err(|e| ProfileError::Backend(e.to_string()))
+    }
+}
+
+fn export_action(a: Action) -> (&'static str, Option<u64>) {
+    match a {
+        Action::Allow => ("SCMP_ACT_ALLOW", None),
+        Action::Errno(e) => ("SCMP_ACT_ERRNO", Some(u64::from(e))),
+        Action::KillProcess => ("SCMP_ACT_KILL_PROCESS", None),
+        Action::KillThread => ("SCMP_ACT_KILL_THREAD", None),
+        Action::Trap => ("SCMP_ACT_TRAP", None),
+        Action::Log => ("SCMP_ACT_LOG", None),
+        Action::Notify => ("SCMP_ACT_NOTIFY", None),
+        Action::Trace(m) => ("SCMP_ACT_TRACE", Some(u64::from(m))),
+    }
+}
+
+fn export_cond(c: &Cond) -> Result<OciArg, ProfileError> {
+    let arg = |op: &str, value, value_two| OciArg {
+        index: u64::from(c.index()),
+        value,
+        value_two,
+        op: op.to_owned(),
+    };
+    if c.is_32bit() {
+        return match c.op() {
+            CmpOp::Eq => Ok(arg("SCMP_CMP_MASKED_EQ", 0xffff_ffff, c.value())),
+            CmpOp::MaskedEq(m) => Ok(arg("SCMP_CMP_MASKED_EQ", m & 0xffff_ffff, c.value())),
+            _ => Err(ProfileError::Export {
+                reason: "OCI profiles have no 32-bit comparisons other than equality",
+            }),
+        };
+    }
+    Ok(match c.op() {
+        CmpOp::Eq => arg("SCMP_CMP_EQ", c.value(), 0),
+        CmpOp::Ne => arg("SCMP_CMP_NE", c.value(), 0),
+        CmpOp::Lt => arg("SCMP_CMP_LT", c.value(), 0),
+        CmpOp::Le => arg("SCMP_CMP_LE", c.value(), 0),
+        CmpOp::Gt => arg("SCMP_CMP_GT", c.value(), 0),
+        CmpOp::Ge => arg("SCMP_CMP_GE", c.value(), 0),
+        CmpOp::MaskedEq(m) => arg("SCMP_CMP_MASKED_EQ", m, c.value()),
+    })
+}

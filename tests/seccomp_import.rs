@@ -1,0 +1,333 @@
+//! OCI / Docker JSON import and export of seccomp profiles.
+
+#![cfg(feature = "serde")]
+
+use std::path::PathBuf;
+
+use ringfence::seccomp::{ImportOptions, KernelVersion, UnknownSyscalls};
+use ringfence::{Action, Arch, Cond, Profile, Syscall};
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("RINGFENCE_SECCOMP_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/seccomp"))
+}
+
+fn read(name: &str) -> Option<String> {
+    let p = data_dir().join(name);
+    match std::fs::read_to_string(&p) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!(
+                "skipping: cannot read {}: {e} (set RINGFENCE_SECCOMP_DATA)",
+                p.display()
+            );
+            None
+        }
+    }
+}
+
+fn opts(caps: &[&str]) -> ImportOptions {
+    ImportOptions::running_system()
+        .arch(Arch::X86_64)
+        .caps(caps.iter().copied())
+        .kernel_version(KernelVersion::new(6, 1))
+}
+
+fn sys(n: &str) -> Syscall {
+    Syscall::named_for(Arch::X86_64, n).unwrap()
+}
+
+const NONE: [u64; 6] = [0; 6];
+
+#[test]
+fn imports_every_profile() {
+    let Ok(dir) = std::fs::read_dir(data_dir()) else {
+        eprintln!("skipping: no profile directory at {}", data_dir().display());
+        return;
+    };
+    let mut n = 0;
+    for e in dir {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let json = std::fs::read_to_string(&p).unwrap();
+        n += 1;
+        if p.file_name().is_some_and(|f| f == "docker-example.json") {
+            // errnoRet 12345: refused, as libseccomp refuses it (checked in bad_inputs_...).
+            assert!(Profile::from_oci_json_with(&json, &opts(&[])).is_err());
+            continue;
+        }
+        for caps in [&[][..], &["CAP_SYS_ADMIN", "CAP_SYSLOG"][..]] {
+            let prof = Profile::from_oci_json_with(&json, &opts(caps))
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            prof.compile()
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            // Export and import again: the same filter (export drops rules that can never
+            // match, so the rule lists may differ), and exporting again changes nothing.
+            let out = prof.to_oci_json().unwrap();
+            let again = Profile::from_oci_json_with(&out, &opts(caps)).unwrap();
+            assert_eq!(
+                again.compile().unwrap(),
+                prof.compile().unwrap(),
+                "{}",
+                p.display()
+            );
+            assert_eq!(again.to_oci_json().unwrap(), out);
+            assert_eq!(again.get_default_action(), prof.get_default_action());
+        }
+    }
+    assert!(n >= 4, "expected the four profiles, found {n}");
+}
+
+#[test]
+fn docker_default_semantics() {
+    let Some(json) = read("docker-default.json") else {
+        return;
+    };
+    let p = Profile::from_oci_json_with(&json, &opts(&[])).unwrap();
+    assert_eq!(p.get_default_action(), Action::EPERM);
+    assert_eq!(p.evaluate(sys("read").nr(), &NONE), Action::Allow);
+    assert_eq!(p.evaluate(sys("keyctl").nr(), &NONE), Action::EPERM);
+    // clone: allowed without namespace flags (no CAP_SYS_ADMIN)
+    assert_eq!(
+        p.evaluate(sys("clone").nr(), &[0x11, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    assert_eq!(
+        p.evaluate(sys("clone").nr(), &[0x1000_0000, 0, 0, 0, 0, 0]),
+        Action::EPERM
+    );
+    // clone3 -> ENOSYS without CAP_SYS_ADMIN
+    assert_eq!(p.evaluate(sys("clone3").nr(), &NONE), Action::Errno(38));
+    // socket: AF_ALG (38) and AF_VSOCK (40) refused
+    assert_eq!(
+        p.evaluate(sys("socket").nr(), &[38, 0, 0, 0, 0, 0]),
+        Action::EPERM
+    );
+    assert_eq!(
+        p.evaluate(sys("socket").nr(), &[2, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    // ptrace: minKernel 4.8 satisfied
+    assert_eq!(p.evaluate(sys("ptrace").nr(), &NONE), Action::Allow);
+    let old =
+        Profile::from_oci_json_with(&json, &opts(&[]).kernel_version(KernelVersion::new(4, 4)))
+            .unwrap();
+    assert_eq!(old.evaluate(sys("ptrace").nr(), &NONE), Action::EPERM);
+    // with CAP_SYS_ADMIN: mount allowed, clone3 allowed
+    let admin = Profile::from_oci_json_with(&json, &opts(&["CAP_SYS_ADMIN"])).unwrap();
+    assert_eq!(admin.evaluate(sys("mount").nr(), &NONE), Action::Allow);
+    assert_eq!(admin.evaluate(sys("clone3").nr(), &NONE), Action::Allow);
+    // arch-specific entries: arch_prctl on amd64 only
+    assert_eq!(p.evaluate(sys("arch_prctl").nr(), &NONE), Action::Allow);
+    let arm = Profile::from_oci_json_with(&json, &opts(&[]).arch(Arch::Aarch64)).unwrap();
+    assert!(
+        arm.rules()
+            .iter()
+            .all(|r| r.syscall().name() != "arch_prctl")
+    );
+}
+
+#[test]
+fn conditional_include() {
+    let Some(json) = read("docker-conditional_include.json") else {
+        return;
+    };
+    let p = Profile::from_oci_json_with(&json, &opts(&[])).unwrap();
+    assert_eq!(p.evaluate(sys("syslog").nr(), &NONE), Action::EPERM);
+    assert_eq!(p.evaluate(sys("ptrace").nr(), &NONE), Action::Allow);
+    let p = Profile::from_oci_json_with(&json, &opts(&["CAP_SYSLOG", "CAP_SYS_ADMIN"])).unwrap();
+    assert_eq!(p.evaluate(sys("syslog").nr(), &NONE), Action::Allow);
+    assert_eq!(p.evaluate(sys("ptrace").nr(), &NONE), Action::EPERM);
+}
+
+fn err(json: &str) -> String {
+    Profile::from_oci_json_with(json, &opts(&[]))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn bad_inputs_have_exact_messages() {
+    assert_eq!(
+        err("{"),
+        "malformed JSON at line 1 column 1: EOF while parsing an object"
+    );
+    assert_eq!(
+        err(r#"{"defaultAction": 3}"#),
+        "malformed JSON at line 1 column 19: invalid type: integer `3`, expected a string"
+    );
+    assert_eq!(
+        err(r#"{"defaultAction": "SCMP_ACT_NOPE"}"#),
+        r#"defaultAction: unknown action "SCMP_ACT_NOPE""#
+    );
+    assert_eq!(
+        err(r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 4096}"#),
+        "defaultErrnoRet: errno 4096 is out of range (must be below 4096)"
+    );
+    let base = |s: &str| {
+        format!(
+            r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{{"names": ["read"], "action": "SCMP_ACT_ALLOW"}}, {s}]}}"#
+        )
+    };
+    assert_eq!(
+        err(&base(
+            r#"{"names": ["read", "no_such_call"], "action": "SCMP_ACT_ALLOW"}"#
+        )),
+        r#"syscalls[1].names[1]: unknown syscall "no_such_call" on x86_64"#
+    );
+    assert_eq!(
+        err(&base(r#"{"names": ["read"], "action": "SCMP_ACT_FOO"}"#)),
+        r#"syscalls[1].action: unknown action "SCMP_ACT_FOO""#
+    );
+    assert_eq!(
+        err(&base(
+            r#"{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_FOO"}]}"#
+        )),
+        r#"syscalls[1].args[0].op: unknown operator "SCMP_CMP_FOO""#
+    );
+    assert_eq!(
+        err(&base(
+            r#"{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, "value": 1, "op": "SCMP_CMP_EQ"}, {"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}"#
+        )),
+        "syscalls[1].args[1].index: argument index 6 is out of range (0 to 5)"
+    );
+    assert_eq!(
+        err(&base(
+            r#"{"names": ["syslog"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5000}"#
+        )),
+        "syscalls[1].errnoRet: errno 5000 is out of range (must be below 4096)"
+    );
+    assert_eq!(
+        err(&base(r#"{"action": "SCMP_ACT_ALLOW"}"#)),
+        "syscalls[1]: no syscall name given"
+    );
+    assert_eq!(
+        err(&base(
+            r#"{"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "six"}}"#
+        )),
+        r#"syscalls[1].includes.minKernel: invalid kernel version "six""#
+    );
+    assert_eq!(
+        err(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"], "archMap": []}"#
+        ),
+        r#""architectures" and "archMap" cannot both be given"#
+    );
+    assert_eq!(
+        err(r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_VAX"]}"#),
+        r#"architectures[0]: unknown architecture "SCMP_ARCH_VAX""#
+    );
+    // The real example profile has errnoRet 12345.
+    if let Some(json) = read("docker-example.json") {
+        assert_eq!(
+            err(&json),
+            "syscalls[3].errnoRet: errno 12345 is out of range (must be below 4096)"
+        );
+    }
+}
+
+#[test]
+fn unknown_names_can_be_skipped_and_other_arch_names_are_absent() {
+    let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "typo_call", "chown32", "s390_runtime_instr", "send"], "action": "SCMP_ACT_ALLOW"}]}"#;
+    assert!(Profile::from_oci_json_with(json, &opts(&[])).is_err());
+    let p = Profile::from_oci_json_with(json, &opts(&[]).unknown_syscalls(UnknownSyscalls::Skip))
+        .unwrap();
+    assert_eq!(p.rules().len(), 1);
+    let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "chown32", "s390_runtime_instr", "send"], "action": "SCMP_ACT_ALLOW"}]}"#;
+    assert_eq!(
+        Profile::from_oci_json_with(json, &opts(&[]))
+            .unwrap()
+            .rules()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn oci_rules_semantics() {
+    // Rule with the default action is skipped; same index twice splits into ORed rules;
+    // MASKED_EQ takes mask in value and datum in valueTwo; first added wins; ERRNO without
+    // errnoRet is EPERM.
+    let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "syscalls": [
+        {"names": ["getpid"], "action": "SCMP_ACT_ERRNO"},
+        {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [
+            {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["ioctl"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, "value": 255, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["read"], "action": "SCMP_ACT_KILL_PROCESS"},
+        {"names": ["write"], "action": "SCMP_ACT_TRACE"}
+    ]}"#;
+    let p = Profile::from_oci_json_with(json, &opts(&[])).unwrap();
+    assert!(p.rules().iter().all(|r| r.syscall().name() != "getpid"));
+    let socket = sys("socket").nr();
+    assert_eq!(p.evaluate(socket, &[1, 0, 0, 0, 0, 0]), Action::Allow);
+    assert_eq!(p.evaluate(socket, &[2, 0, 0, 0, 0, 0]), Action::Allow);
+    assert_eq!(p.evaluate(socket, &[3, 0, 0, 0, 0, 0]), Action::EPERM);
+    assert_eq!(
+        p.evaluate(sys("ioctl").nr(), &[0, 0x101, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    assert_eq!(
+        p.evaluate(sys("ioctl").nr(), &[0, 0x102, 0, 0, 0, 0]),
+        Action::EPERM
+    );
+    assert_eq!(p.evaluate(sys("read").nr(), &NONE), Action::Allow);
+    assert_eq!(p.evaluate(sys("write").nr(), &NONE), Action::Trace(1));
+}
+
+#[test]
+fn export_shape() {
+    let p = Profile::deny_all()
+        .for_arch(Arch::X86_64)
+        .allow(["read", "write"])
+        .rule(sys("ioctl"), [Cond::arg32(1).eq(0x5401)], Action::Allow)
+        .rule(sys("socket"), [Cond::arg(0).lt(3)], Action::Notify);
+    let json = p.to_oci_json().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(v["defaultErrnoRet"], 1);
+    assert_eq!(v["architectures"][0], "SCMP_ARCH_X86_64");
+    assert_eq!(
+        v["syscalls"][0]["names"],
+        serde_json::json!(["read", "write"])
+    );
+    assert_eq!(v["syscalls"][1]["args"][0]["op"], "SCMP_CMP_MASKED_EQ");
+    assert_eq!(v["syscalls"][1]["args"][0]["value"], 0xffff_ffffu64);
+    assert_eq!(v["syscalls"][2]["action"], "SCMP_ACT_NOTIFY");
+    assert!(Profile::unconfined().to_oci_json().is_err());
+    let lt32 = Profile::deny_all().for_arch(Arch::X86_64).rule(
+        sys("read"),
+        [Cond::arg32(0).lt(3)],
+        Action::Allow,
+    );
+    assert!(lt32.to_oci_json().is_err());
+}
+
+#[test]
+fn order_sensitive_profiles_are_not_exported() {
+    let p = Profile::allow_all()
+        .for_arch(Arch::X86_64)
+        .rule(sys("clone"), [Cond::arg(0).eq(0)], Action::Allow)
+        .rule(sys("clone"), [], Action::EPERM);
+    assert_eq!(p.order_sensitive(), Some("clone"));
+    assert_eq!(
+        p.to_oci_json().unwrap_err().to_string(),
+        "the rules for \"clone\" give it different actions depending on their order, which libseccomp-based runtimes do not keep"
+    );
+    // Rules after an unconditional one are dead and dropped, not a conflict.
+    let p = Profile::allow_all()
+        .for_arch(Arch::X86_64)
+        .rule(sys("clone"), [], Action::EPERM)
+        .rule(sys("clone"), [Cond::arg(0).eq(0)], Action::Allow);
+    assert_eq!(p.order_sensitive(), None);
+    let v: serde_json::Value = serde_json::from_str(&p.to_oci_json().unwrap()).unwrap();
+    assert_eq!(v["syscalls"].as_array().unwrap().len(), 1);
+    for preset in [Profile::default_container(), Profile::strict()] {
+        assert_eq!(preset.order_sensitive(), None);
+        let back = Profile::from_oci_json_with(&preset.to_oci_json().unwrap(), &opts(&[]));
+        back.unwrap().compile().unwrap();
+    }
+}
