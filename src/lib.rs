@@ -104,6 +104,7 @@ mod child;
 mod command;
 mod error;
 mod inside;
+pub mod landlock;
 mod ns;
 mod probe;
 mod rlimit;
