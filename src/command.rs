@@ -307,6 +307,23 @@ impl Command {
             .transpose()
     }
 
+    /// Whether the program is a bare name (looked up in `PATH`).
+    pub(crate) fn is_bare_name(&self) -> bool {
+        !self.program.is_empty() && !self.program.as_bytes().contains(&b'/')
+    }
+
+    /// `dir/program` for every directory of the `PATH` the program sees (or the default one),
+    /// for a lookup inside the sandbox's own root.
+    pub(crate) fn path_candidates(&self) -> Result<Vec<CString>> {
+        let path = self.env_path().unwrap_or_else(|| {
+            OsString::from("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        });
+        std::env::split_paths(&path)
+            .filter(|d| d.is_absolute())
+            .map(|d| cstring(d.join(&self.program).into_os_string().into_vec(), "program"))
+            .collect()
+    }
+
     /// Resolve the program to the path `execve` gets.
     pub(crate) fn resolve_program(&self) -> Result<CString> {
         if self.program.is_empty() {

@@ -39,6 +39,8 @@ pub enum Stage {
     JoinNetNs,
     /// Making every mount of the new mount namespace private (no propagation to the host).
     MountPropagation,
+    /// Building the new root (reported as [`Error::Mount`], naming the step).
+    Mount,
     /// Creating the time namespace and writing its clock offsets.
     TimeNs,
     /// `sethostname()` in the new UTS namespace.
@@ -77,7 +79,7 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order the setup runs them.
-    pub const ALL: [Stage; 27] = [
+    pub const ALL: [Stage; 28] = [
         Stage::Clone,
         Stage::UidMap,
         Stage::SetgroupsDeny,
@@ -88,6 +90,7 @@ impl Stage {
         Stage::Setsid,
         Stage::JoinNetNs,
         Stage::MountPropagation,
+        Stage::Mount,
         Stage::TimeNs,
         Stage::Hostname,
         Stage::Loopback,
@@ -120,6 +123,7 @@ impl Stage {
             Stage::Setsid => "setsid",
             Stage::JoinNetNs => "join_netns",
             Stage::MountPropagation => "mount_propagation",
+            Stage::Mount => "mount",
             Stage::TimeNs => "time_ns",
             Stage::Hostname => "hostname",
             Stage::Loopback => "loopback",
@@ -248,6 +252,32 @@ pub enum ConfigError {
         /// The target descriptor number inside the sandbox.
         target: i32,
     },
+    /// A path of the filesystem configuration is not usable.
+    InvalidPath {
+        /// The path as given.
+        path: std::path::PathBuf,
+        /// What is wrong with it: "must be absolute", "must not contain `..`", ...
+        why: &'static str,
+        /// Which option it was given to: "bind source", "tmpfs destination", ...
+        what: &'static str,
+    },
+    /// A bind source (or root, or overlay layer) cannot be opened.
+    SourceUnavailable {
+        /// The path as given.
+        path: std::path::PathBuf,
+        /// Why it cannot be opened.
+        errno: Errno,
+    },
+    /// A size of zero or out of range.
+    InvalidSize {
+        /// Which size.
+        what: &'static str,
+    },
+    /// The overlay layers are not usable together.
+    Overlay {
+        /// What is wrong.
+        what: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -279,6 +309,14 @@ impl fmt::Display for ConfigError {
                     "the soft limit of rlimit {resource} is above its hard limit"
                 )
             }
+            ConfigError::InvalidPath { path, why, what } => {
+                write!(f, "the {what} {} {why}", path.display())
+            }
+            ConfigError::SourceUnavailable { path, errno } => {
+                write!(f, "cannot open {}: {errno}", path.display())
+            }
+            ConfigError::InvalidSize { what } => f.write_str(what),
+            ConfigError::Overlay { what } => write!(f, "overlay layers: {what}"),
             ConfigError::InvalidPassFd { target } => write!(
                 f,
                 "cannot pass a file descriptor as number {target}: targets must be >= 3 (use stdin/stdout/stderr for 0-2) and distinct"
@@ -331,6 +369,15 @@ pub enum Error {
         errno: Errno,
     },
 
+    /// A step of building the sandbox's filesystem failed.
+    #[error("sandbox setup failed at {step}: {errno}{}", mount_hint(*errno))]
+    Mount {
+        /// The step, e.g. `bind ro /usr -> /usr` or `proc /proc`.
+        step: String,
+        /// The error the kernel returned.
+        errno: Errno,
+    },
+
     /// An operation of the parent on the sandbox's resources failed (pipes, waiting, signals).
     #[error("failed to {op}: {error}")]
     Io {
@@ -352,6 +399,21 @@ fn hint_suffix(stage: Stage, errno: Errno) -> String {
     }
 }
 
+fn mount_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::EPERM => {
+            "; hint: mounting needs CAP_SYS_ADMIN over the mount namespace (root, or a user namespace); proc also needs a pid namespace and an unobstructed /proc on the host"
+        }
+        Errno::ENOSYS => {
+            "; hint: building a root needs Linux >= 5.12 (the descriptor-based mount API)"
+        }
+        Errno::ENOENT => "; hint: a path needed by this step does not exist",
+        Errno::ELOOP => "; hint: the path runs into a symlink loop inside the new root",
+        Errno::EINVAL => "; hint: the kernel refused the mount options or the target",
+        _ => "",
+    }
+}
+
 impl Error {
     pub(crate) fn setup(stage: Stage, errno: Errno) -> Error {
         Error::Setup { stage, errno }
@@ -368,6 +430,7 @@ impl Error {
     pub fn stage(&self) -> Option<Stage> {
         match self {
             Error::Setup { stage, .. } => Some(*stage),
+            Error::Mount { .. } => Some(Stage::Mount),
             _ => None,
         }
     }
@@ -375,7 +438,7 @@ impl Error {
     /// The errno behind this error, where there is one.
     pub fn errno(&self) -> Option<Errno> {
         match self {
-            Error::Setup { errno, .. } => Some(*errno),
+            Error::Setup { errno, .. } | Error::Mount { errno, .. } => Some(*errno),
             Error::Io { error, .. } => error.raw_os_error().map(Errno::from_raw),
             Error::Config(ConfigError::NotANetNs { source }) => Some(*source),
             _ => None,

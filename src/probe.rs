@@ -48,6 +48,8 @@ pub enum Layer {
     Hostname,
     /// Clock offsets of the new time namespace.
     TimeOffsets,
+    /// The sandbox's own filesystem view (a new root with the configured mounts).
+    Filesystem,
 }
 
 impl Layer {
@@ -72,6 +74,7 @@ impl Layer {
             Layer::Rlimits => "rlimits",
             Layer::Hostname => "hostname",
             Layer::TimeOffsets => "time_offsets",
+            Layer::Filesystem => "filesystem",
         }
     }
 }
@@ -88,6 +91,7 @@ impl fmt::Display for Layer {
             Layer::Rlimits => f.write_str("resource limits"),
             Layer::Hostname => f.write_str("hostname"),
             Layer::TimeOffsets => f.write_str("time namespace offsets"),
+            Layer::Filesystem => f.write_str("filesystem view"),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::caps::Capability;
 use crate::child::{Child, Outcome};
 use crate::command::{Command, Stdio};
 use crate::error::Result;
+use crate::fs::{FsConfig, FsOp, Root, Size};
 use crate::ns::{Namespace, Net, TimeOffsets, UserNs};
 use crate::probe::Compat;
 use crate::rlimit::Rlimit;
@@ -55,6 +56,9 @@ pub struct Sandbox {
     pub(crate) timeout: Option<Duration>,
     pub(crate) die_with_parent: bool,
     pub(crate) new_session: bool,
+    pub(crate) fs: FsConfig,
+    /// The compatibility level of the filesystem view (the strictest of its options).
+    pub(crate) fs_compat: Option<Compat>,
     compat: Compat,
 }
 
@@ -81,8 +85,214 @@ impl Sandbox {
             timeout: None,
             die_with_parent: true,
             new_session: true,
+            fs: FsConfig::default(),
+            fs_compat: None,
             compat: Compat::BestEffort,
         }
+    }
+
+    /// A sandbox isolated in every way this crate knows, for untrusted code:
+    ///
+    /// - every namespace (pid, net with only `lo`, ipc, uts with hostname `sandbox`, cgroup,
+    ///   mount; user where the caller needs one);
+    /// - a new root holding only the host's `/usr`, `/bin`, `/sbin`, `/lib*` (read-only, with
+    ///   merged-`/usr` symlinks mirrored) and the parts of `/etc` dynamically linked programs
+    ///   need (`ld.so.cache`, `ld.so.conf*`, `alternatives`, `passwd`, `group`,
+    ///   `nsswitch.conf`, `localtime`, `os-release`, `ssl`), read-only;
+    /// - a private 64 MiB `/tmp`, a `/proc` of its own (with the usual files masked and
+    ///   `/proc/sys` read-only), a minimal `/dev`;
+    /// - every capability dropped, `no_new_privs`, and the rest of [`Sandbox::new`]'s hygiene.
+    ///
+    /// Add binds for what the program needs (its own files, a work directory).
+    pub fn isolated() -> Sandbox {
+        Sandbox::new()
+            .unshare_all()
+            .hostname("sandbox")
+            .host_system_ro()
+            .mount_tmpfs("/tmp", Size::mib(64))
+            .mount_proc()
+            .mount_dev()
+    }
+
+    fn with_fs(mut self, op: FsOp) -> Sandbox {
+        self.fs.ops.push(op);
+        self.fs_touched()
+    }
+
+    fn fs_touched(mut self) -> Sandbox {
+        self.fs_compat = Some(self.fs_compat.map_or(self.compat, |c| c.max(self.compat)));
+        self.with_ns(Namespace::Mount)
+    }
+
+    /// Bind the host path `src` read-only at `dst` in the sandbox (nosuid, nodev).
+    ///
+    /// Any filesystem option gives the sandbox a new root (an empty, read-only tmpfs unless
+    /// [`Sandbox::rootfs`] or [`Sandbox::rootfs_layers`] says otherwise) in a new mount
+    /// namespace: only what is bound or mounted into it is visible.
+    pub fn bind_ro(
+        self,
+        src: impl AsRef<std::path::Path>,
+        dst: impl AsRef<std::path::Path>,
+    ) -> Sandbox {
+        self.with_fs(FsOp::Bind {
+            src: src.as_ref().into(),
+            dst: dst.as_ref().into(),
+            write: false,
+            dev: false,
+            optional: false,
+        })
+    }
+
+    /// Bind the host path `src` read-write at `dst` (nosuid, nodev).
+    pub fn bind_rw(
+        self,
+        src: impl AsRef<std::path::Path>,
+        dst: impl AsRef<std::path::Path>,
+    ) -> Sandbox {
+        self.with_fs(FsOp::Bind {
+            src: src.as_ref().into(),
+            dst: dst.as_ref().into(),
+            write: true,
+            dev: false,
+            optional: false,
+        })
+    }
+
+    /// Like [`Sandbox::bind_ro`], but skipped when `src` does not exist (bubblewrap's
+    /// `--ro-bind-try`).
+    pub fn bind_ro_try(
+        self,
+        src: impl AsRef<std::path::Path>,
+        dst: impl AsRef<std::path::Path>,
+    ) -> Sandbox {
+        self.with_fs(FsOp::Bind {
+            src: src.as_ref().into(),
+            dst: dst.as_ref().into(),
+            write: false,
+            dev: false,
+            optional: true,
+        })
+    }
+
+    /// Bind device nodes from `src` read-write at `dst`, keeping them usable (no `nodev`).
+    pub fn bind_dev(
+        self,
+        src: impl AsRef<std::path::Path>,
+        dst: impl AsRef<std::path::Path>,
+    ) -> Sandbox {
+        self.with_fs(FsOp::Bind {
+            src: src.as_ref().into(),
+            dst: dst.as_ref().into(),
+            write: true,
+            dev: true,
+            optional: false,
+        })
+    }
+
+    /// The host's system directories read-only, as [`Sandbox::isolated`] has them.
+    pub fn host_system_ro(self) -> Sandbox {
+        self.with_fs(FsOp::HostSystem)
+    }
+
+    /// A private tmpfs of at most `size` at `dst` (mode 1777, nosuid, nodev).
+    pub fn mount_tmpfs(self, dst: impl AsRef<std::path::Path>, size: Size) -> Sandbox {
+        self.with_fs(FsOp::Tmpfs {
+            dst: dst.as_ref().into(),
+            size,
+            inodes: None,
+            mode: 0o1777,
+        })
+    }
+
+    /// A private tmpfs with a limit on both its size and its number of inodes.
+    pub fn mount_tmpfs_limited(
+        self,
+        dst: impl AsRef<std::path::Path>,
+        size: Size,
+        inodes: u64,
+    ) -> Sandbox {
+        self.with_fs(FsOp::Tmpfs {
+            dst: dst.as_ref().into(),
+            size,
+            inodes: Some(inodes),
+            mode: 0o1777,
+        })
+    }
+
+    /// A `/proc` for the sandbox's pid namespace, with `kcore`, `keys`, `timer_list`,
+    /// `sched_debug`, `latency_stats`, `acpi`, `scsi`, `asound`, `firmware` masked and `sys`,
+    /// `sysrq-trigger`, `irq`, `bus`, `fs` read-only (as Docker has it). Implies a pid
+    /// namespace.
+    pub fn mount_proc(self) -> Sandbox {
+        self.pid_ns().with_fs(FsOp::Proc {
+            dst: "/proc".into(),
+        })
+    }
+
+    /// A minimal `/dev`: `null`, `zero`, `full`, `random`, `urandom`, `tty` (bound from the
+    /// host), a private `devpts` with `ptmx`, a private `shm`, and the `fd`, `stdin`,
+    /// `stdout`, `stderr` links. Nothing else: no disks, no `/dev/mem`, no `/dev/kmsg`.
+    pub fn mount_dev(self) -> Sandbox {
+        self.with_fs(FsOp::Dev { dst: "/dev".into() })
+    }
+
+    /// Create a directory (and its parents) in the sandbox.
+    pub fn mkdir(self, path: impl AsRef<std::path::Path>) -> Sandbox {
+        self.with_fs(FsOp::Mkdir {
+            dst: path.as_ref().into(),
+            mode: 0o755,
+        })
+    }
+
+    /// Create a symlink `link` → `target` in the sandbox.
+    pub fn symlink(
+        self,
+        target: impl AsRef<std::path::Path>,
+        link: impl AsRef<std::path::Path>,
+    ) -> Sandbox {
+        self.with_fs(FsOp::Symlink {
+            target: target.as_ref().into(),
+            link: link.as_ref().into(),
+        })
+    }
+
+    /// Create a file with this content in the sandbox (mode 0644; on a read-only root it lives
+    /// in the root's own small tmpfs, so keep it small).
+    pub fn write_file(
+        self,
+        path: impl AsRef<std::path::Path>,
+        data: impl Into<Vec<u8>>,
+    ) -> Sandbox {
+        self.with_fs(FsOp::File {
+            dst: path.as_ref().into(),
+            data: data.into(),
+            mode: 0o644,
+        })
+    }
+
+    /// Use the host directory `dir` as the sandbox's root, read-only.
+    pub fn rootfs(mut self, dir: impl AsRef<std::path::Path>) -> Sandbox {
+        self.fs.root = Root::Dir(dir.as_ref().into());
+        self.fs_touched()
+    }
+
+    /// Use overlay layers as the root, the way container images are run: `lowers` are
+    /// read-only (the first is the top one), every change lands in `upper` (deletions as
+    /// whiteouts), `work` is overlay's scratch directory on the same filesystem as `upper`.
+    /// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` come from a per-sandbox init layer
+    /// and are never written into `upper`.
+    pub fn rootfs_layers(
+        mut self,
+        lowers: impl IntoIterator<Item = impl AsRef<std::path::Path>>,
+        upper: impl AsRef<std::path::Path>,
+        work: impl AsRef<std::path::Path>,
+    ) -> Sandbox {
+        self.fs.root = Root::Layers {
+            lowers: lowers.into_iter().map(|l| l.as_ref().into()).collect(),
+            upper: upper.as_ref().into(),
+            work: work.as_ref().into(),
+        };
+        self.fs_touched()
     }
 
     /// Set the [`Compat`] level of every layer added after this call. Layers added before keep

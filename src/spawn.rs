@@ -26,6 +26,7 @@ use nix::errno::Errno;
 use crate::child::Child;
 use crate::command::{Command, Stdio};
 use crate::error::{ConfigError, Error, Result, Stage};
+use crate::fs::FsPlan;
 use crate::ns::{Namespace, Net, check_netns};
 use crate::probe::{Compat, Enforcement, HostInfo, Layer, Report, Unavailable, probe};
 use crate::sandbox::Sandbox;
@@ -65,6 +66,11 @@ pub(crate) struct Plan<'a> {
     pub program: &'a CStr,
     pub argv: &'a CStringArray,
     pub envp: &'a CStringArray,
+    /// The new root to build, if any.
+    pub fs: Option<&'a FsPlan>,
+    /// With a new root, a program name without `/` is looked up inside it: these are the
+    /// `PATH` candidates, tried in order (as `execvp` does).
+    pub candidates: &'a [CString],
 }
 
 /// An owned, NULL-terminated array of C strings, ready for `execve` (std's `CStringArray`).
@@ -98,6 +104,7 @@ struct Decision {
     time_ns: bool,
     pid_ns: bool,
     mount_ns: bool,
+    fs: bool,
 }
 
 /// Decide which namespaces this spawn gets. `refused` is set when the kernel has already
@@ -138,6 +145,7 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
         time_ns: false,
         pid_ns: false,
         mount_ns: false,
+        fs: false,
     };
 
     if need_user {
@@ -242,6 +250,20 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
         }
         d.report.push(Layer::Namespace(ns), Enforcement::Enforced);
     }
+    if !sb.fs.is_empty() {
+        d.fs = d.mount_ns;
+        d.report.push(
+            Layer::Filesystem,
+            if d.fs {
+                Enforcement::Enforced
+            } else {
+                Enforcement::NotEnforced {
+                    reason: "the mount namespace is not available; the program sees the host's filesystem".into(),
+                    hint: "see the mount namespace entry",
+                }
+            },
+        );
+    }
     d.hostname = sb.hostname.is_some() && d.report.is_enforced(Layer::Namespace(Namespace::Uts));
     d.lo_up = d.report.is_enforced(Layer::Namespace(Namespace::Net));
     if sb.hostname.is_some() {
@@ -275,6 +297,15 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
 }
 
 fn skip_dependents(sb: &Sandbox, report: &mut Report, reason: &str) {
+    if !sb.fs.is_empty() {
+        report.push(
+            Layer::Filesystem,
+            Enforcement::NotEnforced {
+                reason: format!("{reason}; the program sees the host's filesystem"),
+                hint: "see the mount namespace entry",
+            },
+        );
+    }
     if sb.hostname.is_some() {
         report.push(
             Layer::Hostname,
@@ -469,8 +500,9 @@ fn write_proc(pid: libc::pid_t, file: &str, data: &str) -> Result<(), Errno> {
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
-/// The record the child writes on failure: stage (u32) and errno (i32), native endian.
-pub(crate) const ERR_MSG_LEN: usize = 8;
+/// The record the child writes on failure: stage (u32), errno (i32) and a detail (u32: the
+/// failed filesystem step), native endian.
+pub(crate) const ERR_MSG_LEN: usize = 12;
 
 /// What a spawn prepares once, whatever namespaces it ends up with.
 struct Prepared {
@@ -491,10 +523,17 @@ struct Prepared {
     pass: Vec<(RawFd, RawFd)>,
     keep: Vec<RawFd>,
     join_net: Option<OwnedFd>,
+    fs: Option<FsPlan>,
+    candidates: Vec<CString>,
 }
 
 fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
-    let program = cmd.resolve_program()?;
+    // With a new root, a bare program name is looked up inside it (by the sandboxed process).
+    let (program, candidates) = if !sb.fs.is_empty() && cmd.is_bare_name() {
+        (cmd.argv()?.swap_remove(0), cmd.path_candidates()?)
+    } else {
+        (cmd.resolve_program()?, Vec::new())
+    };
     let argv = CStringArray::new(cmd.argv()?);
     let envp = CStringArray::new(cmd.envp()?);
     let cwd = cmd.cwd_cstring()?;
@@ -591,6 +630,11 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         Net::Join(fd) => Some(dup_above(fd, floor)?),
         _ => None,
     };
+    let fs = if sb.fs.is_empty() {
+        None
+    } else {
+        Some(sb.fs.prepare(sb.hostname.as_deref())?)
+    };
     Ok(Prepared {
         program,
         argv,
@@ -609,6 +653,8 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         pass,
         keep,
         join_net,
+        fs,
+        candidates,
     })
 }
 
@@ -655,6 +701,8 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
             program: &prep.program,
             argv: &prep.argv,
             envp: &prep.envp,
+            fs: prep.fs.as_ref().filter(|_| d.fs),
+            candidates: &prep.candidates,
         };
         let offsets = match (&sb.time_offsets, d.time_ns) {
             (Some(t), true) => {
@@ -710,9 +758,11 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
         child_stdio,
         pass_owned,
         join_net,
+        fs,
         ..
     } = prep;
     drop((err_w, sync_r, child_stdio, pass_owned, join_net));
+    let descriptions = fs.map(|f| f.descriptions).unwrap_or_default();
 
     // The parent's part of the setup: id maps.
     if let Some((uid_map, gid_map)) = &d.user_maps {
@@ -739,7 +789,7 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
         abort_child(&pidfd);
         return Err(Error::io("release the sandboxed process", e));
     }
-    if let Err(e) = read_error_pipe(err_r) {
+    if let Err(e) = read_error_pipe(err_r, &descriptions) {
         abort_child(&pidfd);
         return Err(e);
     }
@@ -776,7 +826,8 @@ fn push_hygiene(sb: &Sandbox, report: &mut Report) {
 }
 
 /// Read the error pipe until EOF (the program was executed) or a failure record.
-fn read_error_pipe(err_r: OwnedFd) -> Result<()> {
+/// `steps` names the filesystem steps, for failures of [`Stage::Mount`].
+fn read_error_pipe(err_r: OwnedFd, steps: &[String]) -> Result<()> {
     let mut buf = [0u8; ERR_MSG_LEN];
     let mut got = 0;
     loop {
@@ -786,12 +837,24 @@ fn read_error_pipe(err_r: OwnedFd) -> Result<()> {
             Ok(n) => {
                 got += n;
                 if got == ERR_MSG_LEN {
-                    let (stage, errno) = buf.split_at(4);
-                    let stage = u32::from_ne_bytes(stage.try_into().expect("4 bytes"));
-                    let errno = i32::from_ne_bytes(errno.try_into().expect("4 bytes"));
+                    let word = |i: usize| [buf[i], buf[i + 1], buf[i + 2], buf[i + 3]];
+                    let stage = u32::from_ne_bytes(word(0));
+                    let errno = Errno::from_raw(i32::from_ne_bytes(word(4)));
+                    let detail = u32::from_ne_bytes(word(8));
                     let stage = Stage::from_u32(stage)
                         .ok_or(Error::Protocol("unknown stage on the error pipe"))?;
-                    return Err(Error::setup(stage, Errno::from_raw(errno)));
+                    if stage == Stage::Mount {
+                        let step = match detail {
+                            crate::inside::AT_ROOT => "the new root".to_owned(),
+                            crate::inside::AT_PIVOT => "pivot_root into the new root".to_owned(),
+                            i => steps
+                                .get(i as usize)
+                                .cloned()
+                                .unwrap_or_else(|| format!("step {i}")),
+                        };
+                        return Err(Error::Mount { step, errno });
+                    }
+                    return Err(Error::setup(stage, errno));
                 }
             }
             Err(Errno::EINTR) => continue,

@@ -72,8 +72,11 @@ pub(super) fn run(p: &Plan, payload: libc::pid_t) -> ! {
     // The init keeps its capabilities, which is what protects it from the program: ptrace
     // needs the tracer's permitted set to cover the tracee's, and the program has none. (Making
     // it non-dumpable would also hide /proc/PID/ns from the sandbox's unprivileged owner.)
-    // SAFETY: plain prctl.
-    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    // SAFETY: plain prctls; the name is a static C string.
+    unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        libc::prctl(libc::PR_SET_NAME, c"ringfence-init".as_ptr(), 0, 0, 0);
+    }
     // SAFETY: sigset_t is plain data on this stack.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();

@@ -17,6 +17,9 @@
 //! `no_new_privs`, closing descriptors, and `execve` last.
 
 mod init;
+mod mount;
+
+pub(crate) use mount::{AT_PIVOT, AT_ROOT};
 
 use std::convert::Infallible;
 
@@ -27,7 +30,8 @@ use crate::error::Stage;
 use crate::ns::CLONE_NEWTIME;
 use crate::spawn::{ERR_MSG_LEN, Plan};
 
-type Step<T = ()> = Result<T, (Stage, Errno)>;
+/// A failure: the stage, the errno, and a detail (the filesystem step that failed, or 0).
+type Step<T = ()> = Result<T, (Stage, Errno, u32)>;
 
 trait At<T> {
     fn at(self, stage: Stage) -> Step<T>;
@@ -36,7 +40,7 @@ trait At<T> {
 impl<T> At<T> for Result<T, Errno> {
     #[inline]
     fn at(self, stage: Stage) -> Step<T> {
-        self.map_err(|e| (stage, e))
+        self.map_err(|e| (stage, e, 0))
     }
 }
 
@@ -64,16 +68,19 @@ impl Drop for ExitOnUnwind {
 /// Entry point of the sandboxed process. Never returns: it ends in `execve` or `_exit`.
 pub(crate) fn run(p: &Plan) -> ! {
     let _guard = ExitOnUnwind;
-    let Err((stage, errno)) = setup(p);
-    fail(p.err_fd, stage, errno)
+    let Err((stage, errno, detail)) = setup(p);
+    fail(p.err_fd, stage, errno, detail)
 }
 
-/// Report `(stage, errno)` on the error pipe and exit with 127.
-fn fail(err_fd: libc::c_int, stage: Stage, errno: Errno) -> ! {
+/// Report `(stage, errno, detail)` on the error pipe and exit with 127.
+fn fail(err_fd: libc::c_int, stage: Stage, errno: Errno, detail: u32) -> ! {
     let s = (stage as u32).to_ne_bytes();
     let e = (errno as i32).to_ne_bytes();
-    let msg: [u8; ERR_MSG_LEN] = [s[0], s[1], s[2], s[3], e[0], e[1], e[2], e[3]];
-    // SAFETY: write and _exit are async-signal-safe; `msg` lives on this stack. 8 bytes are
+    let d = detail.to_ne_bytes();
+    let msg: [u8; ERR_MSG_LEN] = [
+        s[0], s[1], s[2], s[3], e[0], e[1], e[2], e[3], d[0], d[1], d[2], d[3],
+    ];
+    // SAFETY: write and _exit are async-signal-safe; `msg` lives on this stack. 12 bytes are
     // below PIPE_BUF, so the write is atomic.
     unsafe {
         libc::write(err_fd, msg.as_ptr().cast(), msg.len());
@@ -125,7 +132,11 @@ fn setup(p: &Plan) -> Step<Infallible> {
         .at(Stage::MountPropagation)?;
     }
     if p.time_ns {
+        // Before the new root: it needs the host's /proc.
         enter_time_ns(p).at(Stage::TimeNs)?;
+    }
+    if let Some(fs) = p.fs {
+        mount::setup(fs).map_err(|(step, e)| (Stage::Mount, e, step))?;
     }
     if let Some(h) = p.hostname {
         // SAFETY: `h` is a C string of at most 64 bytes.
@@ -198,9 +209,24 @@ fn payload(p: &Plan) -> Step<Infallible> {
         ))
         .at(Stage::Signals)?;
     }
-    // SAFETY: NULL-terminated arrays of C strings built by the parent.
-    unsafe { libc::execve(p.program.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr()) };
-    Err((Stage::Exec, Errno::last()))
+    if p.candidates.is_empty() {
+        // SAFETY: NULL-terminated arrays of C strings built by the parent.
+        unsafe { libc::execve(p.program.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr()) };
+        return Err((Stage::Exec, Errno::last(), 0));
+    }
+    // A bare name looked up in the new root, as execvp does: the first candidate that can be
+    // executed wins; if none, EACCES if one existed but was not executable, else ENOENT.
+    let mut errno = Errno::ENOENT;
+    for candidate in p.candidates {
+        // SAFETY: as above.
+        unsafe { libc::execve(candidate.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr()) };
+        match Errno::last() {
+            Errno::ENOENT | Errno::ENOTDIR | Errno::ESTALE | Errno::ENODEV | Errno::ETIMEDOUT => {}
+            Errno::EACCES => errno = Errno::EACCES,
+            other => return Err((Stage::Exec, other, 0)),
+        }
+    }
+    Err((Stage::Exec, errno, 0))
 }
 
 /// `struct sigaction` as the kernel's `rt_sigaction` takes it (x86_64 and aarch64 layout).

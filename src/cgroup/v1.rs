@@ -1,0 +1,281 @@
+//! The cgroup v1 backend: one directory per hierarchy (co-mounted controllers such as
+//! `cpu,cpuacct` share one), all with the same name.
+//!
+//! - create: `mkdir` below the caller's own cgroup of each hierarchy it uses: `freezer` (kill),
+//!   `cpuacct` (CPU time), `memory` and `pids` (limits, peak, OOM) whenever they are mounted
+//!   and writable, `cpu` and `cpuset` only when limited; then the limits.
+//! - attach: write the pid to `cgroup.procs` in every hierarchy, before the child is released.
+//! - kill: freezer `FROZEN`, `SIGKILL` every pid of `cgroup.procs`, `THAWED`, wait; repeat
+//!   until no process is left (without a freezer hierarchy: the same without freezing).
+//! - usage: `cpuacct.usage`, `memory.max_usage_in_bytes`, `memory.oom_control` `oom_kill`,
+//!   `pids.peak`.
+//! - remove: kill, then `rmdir` in every hierarchy.
+
+use std::collections::BTreeMap;
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::unistd::{AccessFlags, access};
+
+use super::config::check_cgroup_dir;
+use super::error::CREATE_DENIED_HINT;
+use super::{
+    CgroupConfig, CgroupError, CgroupInfo, CgroupUsage, KILL_TIMEOUT, controllers, fs,
+    kill_pids, wait_empty,
+};
+
+/// Controllers used whenever available, for kill-all and usage, even without a limit.
+const ALWAYS: [&str; 4] = ["freezer", "cpuacct", "memory", "pids"];
+
+/// A sandbox's cgroup on the v1 hierarchies.
+#[derive(Debug)]
+pub(crate) struct V1Cgroup {
+    /// Controller → the sandbox's directory in that controller's hierarchy.
+    by_controller: BTreeMap<&'static str, PathBuf>,
+    /// The distinct directories, in creation order.
+    dirs: Vec<PathBuf>,
+}
+
+fn mount_hint(name: &str) -> &'static str {
+    match name {
+        "cpu" => "mount the cpu controller: mount -t cgroup -o cpu cgroup /sys/fs/cgroup/cpu (or use a cgroup v2 host)",
+        "memory" => "mount the memory controller: mount -t cgroup -o memory cgroup /sys/fs/cgroup/memory (or use a cgroup v2 host)",
+        "pids" => "mount the pids controller: mount -t cgroup -o pids cgroup /sys/fs/cgroup/pids (or use a cgroup v2 host)",
+        "cpuset" => "mount the cpuset controller: mount -t cgroup -o cpuset cgroup /sys/fs/cgroup/cpuset (or use a cgroup v2 host)",
+        _ => "mount the controller's cgroup v1 hierarchy, or use a cgroup v2 host",
+    }
+}
+
+/// The parent directory for `controller` when `parent` (a directory in any one hierarchy) was
+/// given: the same path relative to the mount, in `controller`'s hierarchy.
+fn parent_in(
+    hierarchies: &BTreeMap<String, PathBuf>,
+    controller: &str,
+    parent: &Path,
+) -> Result<PathBuf, CgroupError> {
+    let rel = hierarchies
+        .values()
+        .filter_map(|m| parent.strip_prefix(m).ok())
+        .min_by_key(|r| r.components().count())
+        .ok_or_else(|| CgroupError::NotACgroup {
+            path: parent.to_path_buf(),
+        })?;
+    let p = hierarchies[controller].join(rel);
+    check_cgroup_dir(&p)?;
+    Ok(p)
+}
+
+impl V1Cgroup {
+    pub(crate) fn create(
+        cfg: &CgroupConfig,
+        info: &CgroupInfo,
+        hierarchies: &BTreeMap<String, PathBuf>,
+        name: &str,
+    ) -> Result<V1Cgroup, CgroupError> {
+        let ctls = controllers();
+        // Controller → (required, parent directory).
+        let mut plan: Vec<(&'static str, PathBuf)> = Vec::new();
+        let all = ALWAYS
+            .iter()
+            .map(|n| (*n, false))
+            .chain(ctls.iter().filter(|c| (c.wanted)(cfg)).map(|c| (c.name, true)));
+        for (name, required) in all {
+            if let Some(i) = plan.iter().position(|(n, _)| *n == name) {
+                if !required {
+                    continue;
+                }
+                plan.remove(i);
+            }
+            let Some(ci) = info.controllers.get(name) else {
+                if required {
+                    return Err(CgroupError::Unsupported {
+                        controller: name,
+                        reason: "no cgroup v1 hierarchy with this controller is mounted, or this process's cgroup in it is not visible".into(),
+                        hint: mount_hint(name),
+                    });
+                }
+                continue;
+            };
+            let parent = match &cfg.parent {
+                Some(p) => parent_in(hierarchies, name, p)?,
+                None => ci.own.clone(),
+            };
+            if access(&parent, AccessFlags::W_OK).is_err() {
+                if required {
+                    return Err(CgroupError::Unsupported {
+                        controller: name,
+                        reason: format!(
+                            "{} is not writable by uid {}",
+                            parent.display(),
+                            nix::unistd::geteuid()
+                        ),
+                        hint: CREATE_DENIED_HINT,
+                    });
+                }
+                continue;
+            }
+            plan.push((name, parent));
+        }
+        if plan.is_empty() {
+            return Err(CgroupError::Unsupported {
+                controller: "cgroup",
+                reason: "no cgroup v1 hierarchy is mounted and writable by this process".into(),
+                hint: CREATE_DENIED_HINT,
+            });
+        }
+
+        let mut cg = V1Cgroup {
+            by_controller: BTreeMap::new(),
+            dirs: Vec::new(),
+        };
+        let res = (|| {
+            for (ctl, parent) in &plan {
+                let dir = parent.join(name);
+                if !cg.dirs.contains(&dir) {
+                    DirBuilder::new()
+                        .mode(0o755)
+                        .create(&dir)
+                        .map_err(|source| CgroupError::Create {
+                            path: dir.clone(),
+                            source,
+                        })?;
+                    cg.dirs.push(dir.clone());
+                }
+                cg.by_controller.insert(ctl, dir);
+            }
+            for c in ctls.iter().filter(|c| (c.wanted)(cfg)) {
+                (c.v1)(cfg, &cg.by_controller[c.name])?;
+            }
+            Ok(())
+        })();
+        match res {
+            Ok(()) => Ok(cg),
+            Err(e) => {
+                for d in cg.dirs.iter().rev() {
+                    let _ = fs::remove_tree(d);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    pub(crate) fn dir_of(&self, controller: &str) -> Option<&Path> {
+        self.by_controller.get(controller).map(PathBuf::as_path)
+    }
+
+    pub(crate) fn attach(&self, pid: libc::pid_t) -> Result<(), CgroupError> {
+        let pid = pid.to_string();
+        for d in &self.dirs {
+            fs::write(d, "cgroup.procs", &pid)?;
+        }
+        Ok(())
+    }
+
+    fn all_procs(&self) -> Result<Vec<libc::pid_t>, CgroupError> {
+        let mut all = Vec::new();
+        for d in &self.dirs {
+            all.extend(fs::procs_recursive(d)?);
+        }
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    }
+
+    pub(crate) fn kill(&self) -> Result<(), CgroupError> {
+        let deadline = Instant::now() + KILL_TIMEOUT;
+        let dirs: Vec<&Path> = self.dirs.iter().map(PathBuf::as_path).collect();
+        let freezer = self.dir_of("freezer");
+        loop {
+            if self.all_procs()?.is_empty() {
+                return Ok(());
+            }
+            // Frozen, nothing in the cgroup can fork or exit, so the list read next is
+            // complete and its pids cannot be reused before they get the signal.
+            if let Some(fz) = freezer {
+                fs::write(fz, "freezer.state", "FROZEN")?;
+                let until = Instant::now() + Duration::from_millis(100);
+                while Instant::now() < until
+                    && fs::read_opt(fz, "freezer.state").as_deref().map(str::trim)
+                        != Some("FROZEN")
+                {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            let pids = self.all_procs();
+            if let Ok(p) = &pids {
+                kill_pids(p);
+            }
+            // ORDER: thaw even if listing failed, or the processes would stay frozen forever.
+            // A v1-frozen task does not die of SIGKILL until it is thawed.
+            if let Some(fz) = freezer {
+                fs::write(fz, "freezer.state", "THAWED")?;
+            }
+            pids?;
+            let round = (Instant::now() + Duration::from_millis(100)).min(deadline);
+            match wait_empty(&dirs, round) {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => {}
+            }
+        }
+    }
+
+    pub(crate) fn usage(&self) -> CgroupUsage {
+        let cpu = self
+            .dir_of("cpuacct")
+            .and_then(|d| fs::read_u64(d, "cpuacct.usage"))
+            .map(Duration::from_nanos);
+        let mem = self.dir_of("memory");
+        CgroupUsage {
+            cpu_time: cpu,
+            peak_memory: mem.and_then(|d| fs::read_u64(d, "memory.max_usage_in_bytes")),
+            oom_killed: mem
+                .and_then(|d| fs::read_opt(d, "memory.oom_control"))
+                .and_then(|s| fs::keyed(&s, "oom_kill"))
+                .is_some_and(|n| n > 0),
+            pids_peak: self
+                .dir_of("pids")
+                .and_then(|d| fs::read_u64(d, "pids.peak")),
+        }
+    }
+
+    pub(crate) fn remove(&self) -> Result<(), CgroupError> {
+        let mut res = self.kill();
+        for d in self.dirs.iter().rev() {
+            let r = fs::remove_tree(d);
+            if res.is_ok() {
+                res = r;
+            }
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_maps_across_hierarchies() {
+        let mut h = BTreeMap::new();
+        h.insert("cpu".to_owned(), PathBuf::from("/nonexistent/cpu"));
+        h.insert("memory".to_owned(), PathBuf::from("/nonexistent/memory"));
+        // The relative path is carried over; the missing directory is reported by path.
+        let e = parent_in(&h, "cpu", Path::new("/nonexistent/memory/ci")).unwrap_err();
+        assert!(
+            matches!(&e, CgroupError::NotACgroup { path } if path == Path::new("/nonexistent/cpu/ci")),
+            "{e}"
+        );
+        let e = parent_in(&h, "cpu", Path::new("/tmp/x")).unwrap_err();
+        assert!(
+            matches!(&e, CgroupError::NotACgroup { path } if path == Path::new("/tmp/x")),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,539 @@
+//! Building the new root and moving into it (post-clone: no allocation, no panics).
+//!
+//! Every mount is made with the descriptor-based mount API (`open_tree`, `fsopen`/`fsmount`,
+//! `mount_setattr`, `move_mount`), onto a destination opened with
+//! `openat2(root, path, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: symlinks met on the way
+//! resolve inside the new root, never on the host. Missing directories are created one
+//! component at a time, each relative to a descriptor of its (already resolved) parent.
+//!
+//! Order: the base (an empty tmpfs, a read-only bind of a directory, or overlay layers) is
+//! mounted and attached over `/tmp` of this private mount namespace; the steps are applied in
+//! the order the caller gave them; an empty-tmpfs root is made read-only; then
+//! `pivot_root(".", ".")` and a lazy unmount of the old root (the runc/LXC recipe), so that
+//! nothing of the host's mount tree is left reachable.
+
+use std::ffi::CStr;
+
+use nix::errno::Errno;
+
+use super::{cvt, cvt_long};
+use crate::fs::{FsPlan, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, RootStep, Step};
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// Where a failure happened: the index of the step, or one of these.
+pub(crate) const AT_ROOT: u32 = u32::MAX;
+pub(crate) const AT_PIVOT: u32 = u32::MAX - 1;
+
+/// A descriptor closed when it goes out of scope (no allocation involved).
+struct Fd(libc::c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: closes a descriptor this process opened.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+fn open_tree(dfd: libc::c_int, path: &CStr, flags: libc::c_uint) -> Result<Fd, Errno> {
+    // SAFETY: raw open_tree with a C string.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dfd, path.as_ptr(), flags) };
+    cvt_long(fd).map(|fd| Fd(fd as libc::c_int))
+}
+
+/// A detached copy of the mount tree at `src` (a descriptor of this mount namespace).
+fn clone_tree(src: libc::c_int) -> Result<Fd, Errno> {
+    open_tree(
+        src,
+        c"",
+        OPEN_TREE_CLONE
+            | libc::O_CLOEXEC as libc::c_uint
+            | libc::AT_EMPTY_PATH as libc::c_uint
+            | AT_RECURSIVE,
+    )
+}
+
+/// A detached copy of the mount tree at the host path `path` (following symlinks).
+fn clone_path(path: &CStr) -> Result<Fd, Errno> {
+    open_tree(
+        libc::AT_FDCWD,
+        path,
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE,
+    )
+}
+
+fn set_attrs(mnt: libc::c_int, set: u64, recursive: bool) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: raw mount_setattr with a struct on this stack.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mnt,
+            c"".as_ptr(),
+            flags,
+            &attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    cvt_long(rc).map(drop)
+}
+
+fn move_onto(mnt: libc::c_int, target: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: raw move_mount between two descriptors.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt,
+            c"".as_ptr(),
+            target,
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    cvt_long(rc).map(drop)
+}
+
+/// A new filesystem of `fstype` with `options` (an empty value is a flag), as a detached
+/// mount with `attrs`.
+fn new_fs<'a>(
+    fstype: &CStr,
+    options: impl IntoIterator<Item = (&'a CStr, &'a CStr)>,
+    attrs: u64,
+) -> Result<Fd, Errno> {
+    // SAFETY: raw fsopen with a C string.
+    let fsfd =
+        Fd(
+            cvt_long(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?
+                as libc::c_int,
+        );
+    for (key, value) in options {
+        let (cmd, v) = if value.is_empty() {
+            (FSCONFIG_SET_FLAG, std::ptr::null())
+        } else {
+            (FSCONFIG_SET_STRING, value.as_ptr())
+        };
+        // SAFETY: raw fsconfig with C strings.
+        cvt_long(unsafe { libc::syscall(libc::SYS_fsconfig, fsfd.0, cmd, key.as_ptr(), v, 0) })?;
+    }
+    // SAFETY: raw fsconfig / fsmount on the context opened above.
+    unsafe {
+        cvt_long(libc::syscall(
+            libc::SYS_fsconfig,
+            fsfd.0,
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        ))?;
+        let mnt = cvt_long(libc::syscall(
+            libc::SYS_fsmount,
+            fsfd.0,
+            FSMOUNT_CLOEXEC,
+            attrs,
+        ))?;
+        Ok(Fd(mnt as libc::c_int))
+    }
+}
+
+fn pairs(
+    options: &[(std::ffi::CString, std::ffi::CString)],
+) -> impl Iterator<Item = (&CStr, &CStr)> {
+    options.iter().map(|(k, v)| (k.as_c_str(), v.as_c_str()))
+}
+
+fn openat2(dfd: libc::c_int, path: &CStr, flags: libc::c_int) -> Result<Fd, Errno> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: raw openat2 with a C string and a struct on this stack.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dfd,
+            path.as_ptr(),
+            &how,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    cvt_long(fd).map(|fd| Fd(fd as libc::c_int))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Create {
+    Nothing,
+    Dir(u32),
+    File,
+}
+
+/// Open `rel` inside `root` (`O_PATH`), creating what is missing. Symlinks resolve inside
+/// `root`. Needs no allocation: prefixes are cut in a buffer on the stack.
+fn resolve(root: libc::c_int, rel: &CStr, create: Create) -> Result<Fd, Errno> {
+    let path = rel.to_bytes();
+    if path.is_empty() {
+        // The root itself.
+        return openat2(root, c".", libc::O_PATH);
+    }
+    match openat2(root, rel, libc::O_PATH) {
+        Err(Errno::ENOENT) if create != Create::Nothing => {}
+        other => return other,
+    }
+    let mut buf = [0u8; 4097];
+    let Some(dst) = buf.get_mut(..path.len()) else {
+        return Err(Errno::ENAMETOOLONG);
+    };
+    dst.copy_from_slice(path);
+    let mut parent = openat2(root, c".", libc::O_PATH | libc::O_DIRECTORY)?;
+    let mut start = 0;
+    while start < path.len() {
+        let end = path
+            .iter()
+            .skip(start)
+            .position(|&b| b == b'/')
+            .map_or(path.len(), |i| start + i);
+        let last = end == path.len();
+        // The component alone, NUL-terminated in place.
+        let saved = buf.get(end).copied().unwrap_or(0);
+        if let Some(b) = buf.get_mut(end) {
+            *b = 0;
+        }
+        let comp = buf
+            .get(start..=end)
+            .and_then(|c| CStr::from_bytes_with_nul(c).ok());
+        let Some(comp) = comp else {
+            return Err(Errno::EINVAL);
+        };
+        if !comp.is_empty() {
+            let prefix = buf
+                .get(..=end)
+                .and_then(|c| CStr::from_bytes_with_nul(c).ok())
+                .ok_or(Errno::EINVAL)?;
+            match openat2(root, prefix, libc::O_PATH) {
+                Ok(fd) => parent = fd,
+                Err(Errno::ENOENT) => {
+                    match (last, create) {
+                        (true, Create::File) => {
+                            // SAFETY: creates one name in a resolved directory, not following links.
+                            let fd = cvt(unsafe {
+                                libc::openat(
+                                    parent.0,
+                                    comp.as_ptr(),
+                                    libc::O_CREAT
+                                        | libc::O_EXCL
+                                        | libc::O_WRONLY
+                                        | libc::O_NOFOLLOW
+                                        | libc::O_CLOEXEC,
+                                    0o644,
+                                )
+                            })?;
+                            drop(Fd(fd));
+                        }
+                        (true, Create::Dir(mode)) => {
+                            // SAFETY: creates one name in a resolved directory.
+                            cvt(unsafe { libc::mkdirat(parent.0, comp.as_ptr(), mode) })?;
+                        }
+                        _ => {
+                            // SAFETY: creates one name in a resolved directory.
+                            cvt(unsafe { libc::mkdirat(parent.0, comp.as_ptr(), 0o755) })?;
+                        }
+                    }
+                    parent = openat2(root, prefix, libc::O_PATH)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(b) = buf.get_mut(end) {
+            *b = saved;
+        }
+        start = end + 1;
+    }
+    Ok(parent)
+}
+
+/// Split `rel` into the resolved parent directory and the last component's position.
+fn parent_and_name(
+    root: libc::c_int,
+    rel: &CStr,
+    buf: &mut [u8; 4097],
+) -> Result<(Fd, usize), Errno> {
+    let path = rel.to_bytes();
+    let dst = buf.get_mut(..path.len()).ok_or(Errno::ENAMETOOLONG)?;
+    dst.copy_from_slice(path);
+    if let Some(b) = buf.get_mut(path.len()) {
+        *b = 0;
+    }
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => {
+            if let Some(b) = buf.get_mut(i) {
+                *b = 0;
+            }
+            let parent = buf
+                .get(..=i)
+                .and_then(|c| CStr::from_bytes_with_nul(c).ok())
+                .ok_or(Errno::EINVAL)?;
+            let fd = resolve(root, parent, Create::Dir(0o755))?;
+            Ok((fd, i + 1))
+        }
+        None => Ok((openat2(root, c".", libc::O_PATH | libc::O_DIRECTORY)?, 0)),
+    }
+}
+
+fn name_at(buf: &[u8; 4097], at: usize) -> Result<&CStr, Errno> {
+    buf.get(at..)
+        .and_then(|b| CStr::from_bytes_until_nul(b).ok())
+        .ok_or(Errno::EINVAL)
+}
+
+fn write_all(fd: libc::c_int, mut data: &[u8]) -> Result<(), Errno> {
+    while !data.is_empty() {
+        // SAFETY: writes from a slice.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return Err(Errno::last());
+        }
+        data = data.get(n as usize..).unwrap_or(&[]);
+    }
+    Ok(())
+}
+
+/// Build the new root and pivot into it. On failure: `(step index or AT_*, errno)`.
+pub(super) fn setup(p: &FsPlan) -> Result<(), (u32, Errno)> {
+    let root = mount_root(p).map_err(|e| (AT_ROOT, e))?;
+    let mut staging: Option<Fd> = None;
+    for (i, step) in p.steps.iter().enumerate() {
+        apply(root.0, step, &mut staging).map_err(|e| (i as u32, e))?;
+    }
+    drop(staging);
+    if let RootStep::Tmpfs = p.root {
+        // Nothing more may be written to the root itself; mounts on it keep their own flags.
+        set_attrs(
+            root.0,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            false,
+        )
+        .map_err(|e| (AT_ROOT, e))?;
+    }
+    pivot(root.0).map_err(|e| (AT_PIVOT, e))
+}
+
+/// Mount the base of the new root over /tmp of this (private) mount namespace.
+fn mount_root(p: &FsPlan) -> Result<Fd, Errno> {
+    let mnt = match &p.root {
+        RootStep::Tmpfs => new_fs(
+            c"tmpfs",
+            [(c"mode", c"755"), (c"size", c"1m")],
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        )?,
+        RootStep::Bind { src } => {
+            let mnt = clone_path(src)?;
+            set_attrs(
+                mnt.0,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                true,
+            )?;
+            mnt
+        }
+        RootStep::Overlay { options } => new_fs(
+            c"overlay",
+            pairs(options),
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        )?,
+    };
+    // SAFETY: opens a static path.
+    let tmp = Fd(cvt(unsafe {
+        libc::open(
+            c"/tmp".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?);
+    move_onto(mnt.0, tmp.0)?;
+    Ok(mnt)
+}
+
+fn apply(root: libc::c_int, step: &Step, staging: &mut Option<Fd>) -> Result<(), Errno> {
+    match step {
+        Step::Bind {
+            src,
+            dst,
+            dir,
+            attrs,
+        } => {
+            // Cloned before the destination is created, so a bind of a path under the new
+            // root's mount point itself cannot see the new root.
+            let mnt = clone_path(src)?;
+            let target = resolve(
+                root,
+                dst,
+                if *dir {
+                    Create::Dir(0o755)
+                } else {
+                    Create::File
+                },
+            )?;
+            set_attrs(mnt.0, *attrs, true)?;
+            move_onto(mnt.0, target.0)
+        }
+        Step::Fs {
+            fstype,
+            dst,
+            options,
+            attrs,
+        } => {
+            let target = resolve(root, dst, Create::Dir(0o755))?;
+            let mnt = new_fs(fstype, pairs(options), *attrs)?;
+            move_onto(mnt.0, target.0)
+        }
+        Step::Mkdir { dst, mode } => resolve(root, dst, Create::Dir(*mode)).map(drop),
+        Step::Symlink { target, dst } => {
+            let mut buf = [0u8; 4097];
+            let (parent, at) = parent_and_name(root, dst, &mut buf)?;
+            let name = name_at(&buf, at)?;
+            // SAFETY: creates one symlink in a resolved directory.
+            match cvt(unsafe { libc::symlinkat(target.as_ptr(), parent.0, name.as_ptr()) }) {
+                Err(Errno::EEXIST) => Ok(()),
+                other => other.map(drop),
+            }
+        }
+        Step::File { dst, data, mode } => {
+            let mut buf = [0u8; 4097];
+            let (parent, at) = parent_and_name(root, dst, &mut buf)?;
+            let name = name_at(&buf, at)?;
+            // SAFETY: creates or truncates one regular file in a resolved directory.
+            let fd = Fd(cvt(unsafe {
+                libc::openat(
+                    parent.0,
+                    name.as_ptr(),
+                    libc::O_CREAT
+                        | libc::O_TRUNC
+                        | libc::O_WRONLY
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC,
+                    *mode,
+                )
+            })?);
+            write_all(fd.0, data)
+        }
+        Step::InitFile { name, dst, data } => {
+            if staging.is_none() {
+                *staging = Some(new_fs(
+                    c"tmpfs",
+                    [(c"mode", c"755"), (c"size", c"1m")],
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                )?);
+            }
+            let stage = staging.as_ref().ok_or(Errno::EINVAL)?;
+            // SAFETY: creates a file in the private staging tmpfs.
+            let fd = Fd(cvt(unsafe {
+                libc::openat(
+                    stage.0,
+                    name.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                )
+            })?);
+            write_all(fd.0, data)?;
+            drop(fd);
+            let target = resolve(root, dst, Create::File)?;
+            let mnt = open_tree(
+                stage.0,
+                name,
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            )?;
+            set_attrs(
+                mnt.0,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                false,
+            )?;
+            move_onto(mnt.0, target.0)
+        }
+        Step::ReadOnly { dst } => {
+            let target = match resolve(root, dst, Create::Nothing) {
+                Err(Errno::ENOENT) => return Ok(()),
+                other => other?,
+            };
+            let mnt = clone_tree(target.0)?;
+            set_attrs(
+                mnt.0,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                true,
+            )?;
+            move_onto(mnt.0, target.0)
+        }
+        Step::Mask { dst } => {
+            let target = match resolve(root, dst, Create::Nothing) {
+                Err(Errno::ENOENT) => return Ok(()),
+                other => other?,
+            };
+            // SAFETY: stat of an O_PATH descriptor into a struct on this stack.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            cvt(unsafe { libc::fstat(target.0, &mut st) })?;
+            let mnt = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                new_fs(
+                    c"tmpfs",
+                    [(c"mode", c"0"), (c"size", c"4k")],
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                )?
+            } else {
+                let mnt = clone_path(c"/dev/null")?;
+                set_attrs(
+                    mnt.0,
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    false,
+                )?;
+                mnt
+            };
+            move_onto(mnt.0, target.0)
+        }
+    }
+}
+
+/// `pivot_root(".", ".")` in the new root, then detach the old root stacked on top of it.
+fn pivot(root: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: raw calls with static strings and a descriptor of the new root.
+    unsafe {
+        cvt(libc::fchdir(root))?;
+        cvt_long(libc::syscall(
+            libc::SYS_pivot_root,
+            c".".as_ptr(),
+            c".".as_ptr(),
+        ))?;
+        cvt(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
+        cvt(libc::chdir(c"/".as_ptr()))?;
+    }
+    Ok(())
+}
