@@ -181,6 +181,10 @@ pub(crate) enum RootStep {
 pub(crate) struct FsPlan {
     pub root: RootStep,
     pub steps: Vec<Step>,
+    /// One slot per step (and one more for `/dev/null`) where the sandboxed process keeps the
+    /// detached copies of bind sources it makes before leaving the host's mount tree. Sized by
+    /// the parent, so filling them allocates nothing.
+    pub slots: Box<[std::cell::Cell<libc::c_int>]>,
     /// What each step does, for error messages (same order as `steps`).
     pub descriptions: Vec<String>,
 }
@@ -290,11 +294,12 @@ const HOST_ETC: [&str; 10] = [
 ];
 
 impl FsConfig {
-    /// Validate everything and open every source: the parent's half of the work.
+    /// Validate everything and check every source: the parent's half of the work.
     pub(crate) fn prepare(&self, hostname: Option<&OsStr>) -> Result<FsPlan> {
         let mut plan = FsPlan {
             root: RootStep::Tmpfs,
             steps: Vec::new(),
+            slots: Box::new([]),
             descriptions: Vec::new(),
         };
         plan.root = match &self.root {
@@ -344,6 +349,9 @@ impl FsConfig {
         for op in &self.ops {
             self.prepare_op(op, &mut plan)?;
         }
+        plan.slots = (0..=plan.steps.len())
+            .map(|_| std::cell::Cell::new(-1))
+            .collect();
         Ok(plan)
     }
 
@@ -372,11 +380,12 @@ impl FsConfig {
                 dev,
                 optional,
             } => {
-                let (fd, dir) = match check_source(src, "bind source")? {
-                    Ok(v) => v,
+                let dir = match check_source(src, "bind source")? {
+                    Ok((_, dir)) => dir,
                     Err(_) if *optional => return Ok(()),
                     Err(e) => return Err(source_error(src, e)),
                 };
+                let fd = cstr(src.as_os_str().as_bytes(), "bind source")?;
                 let mut attrs = MOUNT_ATTR_NOSUID;
                 if !write {
                     attrs |= MOUNT_ATTR_RDONLY;

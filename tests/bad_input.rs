@@ -81,9 +81,15 @@ fn non_executable_file_fails_at_exec_with_eacces() {
     let file = dir.join("not-executable");
     std::fs::write(&file, "#!/bin/sh\necho hi\n").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    struct Cleanup<'a>(&'a std::path::Path);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0);
+        }
+    }
+    let _cleanup = Cleanup(&dir);
     let e = refused(&Sandbox::new().uid(65534), &Command::new(&file));
     let e_dir = refused(&Sandbox::new(), &Command::new(&dir));
-    std::fs::remove_dir_all(&dir).unwrap();
     if common::is_root() {
         assert_eq!(e.stage(), Some(Stage::Exec), "{e}");
         assert_eq!(e.errno(), Some(Errno::EACCES), "{e}");

@@ -6,18 +6,29 @@
 //! resolve inside the new root, never on the host. Missing directories are created one
 //! component at a time, each relative to a descriptor of its (already resolved) parent.
 //!
-//! Order: the base (an empty tmpfs, a read-only bind of a directory, or overlay layers) is
-//! mounted and attached over `/tmp` of this private mount namespace; the steps are applied in
-//! the order the caller gave them; an empty-tmpfs root is made read-only; then
-//! `pivot_root(".", ".")` and a lazy unmount of the old root (the runc/LXC recipe), so that
-//! nothing of the host's mount tree is left reachable.
+//! Order:
+//! 1. every bind source is cloned (`open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)`) into a
+//!    detached mount while the caller's mount tree is still intact (host symlinks resolve as on
+//!    the host, and nothing covers any path yet), and every new filesystem (proc, tmpfs,
+//!    devpts) is created detached — a user namespace may only mount a new proc while the host's
+//!    /proc is visible; the descriptors go into slots sized by the parent;
+//! 2. the base (an empty tmpfs, a read-only bind of a directory, or overlay layers) is mounted
+//!    and attached over `/tmp` of this private mount namespace;
+//! 3. `pivot_root(".", ".")` into it and a lazy unmount of the old root stacked on top (the
+//!    runc/LXC recipe): from here on no path walk can reach the host — not even a `..` through
+//!    a planted symlink;
+//! 4. the steps, in the order the caller gave them, each onto a destination resolved inside the
+//!    new root; then an empty-tmpfs root is made read-only.
 
 use std::ffi::CStr;
 
 use nix::errno::Errno;
 
 use super::{cvt, cvt_long};
-use crate::fs::{FsPlan, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, RootStep, Step};
+use crate::fs::{
+    FsPlan, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, RootStep,
+    Step,
+};
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -178,17 +189,25 @@ fn openat2(dfd: libc::c_int, path: &CStr, flags: libc::c_int) -> Result<Fd, Errn
         mode: 0,
         resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
     };
-    // SAFETY: raw openat2 with a C string and a struct on this stack.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dfd,
-            path.as_ptr(),
-            &how,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    cvt_long(fd).map(|fd| Fd(fd as libc::c_int))
+    // EAGAIN: a rename or mount somewhere on the system raced with the resolution of `..`;
+    // openat2(2) asks callers to retry.
+    let mut tries = 0;
+    loop {
+        // SAFETY: raw openat2 with a C string and a struct on this stack.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dfd,
+                path.as_ptr(),
+                &how,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        match cvt_long(fd) {
+            Err(Errno::EAGAIN) if tries < 1000 => tries += 1,
+            other => return other.map(|fd| Fd(fd as libc::c_int)),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -333,12 +352,56 @@ fn write_all(fd: libc::c_int, mut data: &[u8]) -> Result<(), Errno> {
 
 /// Build the new root and pivot into it. On failure: `(step index or AT_*, errno)`.
 pub(super) fn setup(p: &FsPlan) -> Result<(), (u32, Errno)> {
+    let result = build(p);
+    // The detached copies are attached (or no longer needed): close our descriptors of them.
+    for slot in p.slots.iter() {
+        if slot.get() >= 0 {
+            drop(Fd(slot.replace(-1)));
+        }
+    }
+    result
+}
+
+fn build(p: &FsPlan) -> Result<(), (u32, Errno)> {
+    let dev_null_slot = p.slots.len().saturating_sub(1);
+    for (i, step) in p.steps.iter().enumerate() {
+        let src = match step {
+            Step::Bind { src, .. } => Some(src.as_c_str()),
+            Step::Fs {
+                fstype,
+                options,
+                attrs,
+                ..
+            } => {
+                let mnt = new_fs(fstype, pairs(options), *attrs).map_err(|e| (i as u32, e))?;
+                keep(p, i, mnt);
+                None
+            }
+            Step::Mask { .. } if p.slots.get(dev_null_slot).is_some_and(|s| s.get() < 0) => {
+                // Masked files get a read-only /dev/null (not nodev: it must stay openable).
+                let mnt = clone_path(c"/dev/null").map_err(|e| (i as u32, e))?;
+                set_attrs(
+                    mnt.0,
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                    false,
+                )
+                .map_err(|e| (i as u32, e))?;
+                keep(p, dev_null_slot, mnt);
+                None
+            }
+            _ => None,
+        };
+        if let Some(src) = src {
+            let mnt = clone_path(src).map_err(|e| (i as u32, e))?;
+            keep(p, i, mnt);
+        }
+    }
     let root = mount_root(p).map_err(|e| (AT_ROOT, e))?;
+    pivot(root.0).map_err(|e| (AT_PIVOT, e))?;
     let mut staging: Option<Fd> = None;
     for (i, step) in p.steps.iter().enumerate() {
-        apply(root.0, step, &mut staging).map_err(|e| (i as u32, e))?;
+        apply(root.0, p, i, step, &mut staging).map_err(|e| (i as u32, e))?;
     }
-    drop(staging);
     if let RootStep::Tmpfs = p.root {
         // Nothing more may be written to the root itself; mounts on it keep their own flags.
         set_attrs(
@@ -348,7 +411,24 @@ pub(super) fn setup(p: &FsPlan) -> Result<(), (u32, Errno)> {
         )
         .map_err(|e| (AT_ROOT, e))?;
     }
-    pivot(root.0).map_err(|e| (AT_PIVOT, e))
+    Ok(())
+}
+
+/// Keep a detached mount in slot `i` (taking over its descriptor).
+fn keep(p: &FsPlan, i: usize, mnt: Fd) {
+    if let Some(slot) = p.slots.get(i) {
+        slot.set(mnt.0);
+        std::mem::forget(mnt);
+    }
+}
+
+/// The detached mount kept in slot `i`.
+fn slot(p: &FsPlan, i: usize) -> Result<libc::c_int, Errno> {
+    p.slots
+        .get(i)
+        .map(|s| s.get())
+        .filter(|fd| *fd >= 0)
+        .ok_or(Errno::EBADF)
 }
 
 /// Mount the base of the new root over /tmp of this (private) mount namespace.
@@ -385,17 +465,18 @@ fn mount_root(p: &FsPlan) -> Result<Fd, Errno> {
     Ok(mnt)
 }
 
-fn apply(root: libc::c_int, step: &Step, staging: &mut Option<Fd>) -> Result<(), Errno> {
+fn apply(
+    root: libc::c_int,
+    p: &FsPlan,
+    index: usize,
+    step: &Step,
+    staging: &mut Option<Fd>,
+) -> Result<(), Errno> {
     match step {
         Step::Bind {
-            src,
-            dst,
-            dir,
-            attrs,
+            dst, dir, attrs, ..
         } => {
-            // Cloned before the destination is created, so a bind of a path under the new
-            // root's mount point itself cannot see the new root.
-            let mnt = clone_path(src)?;
+            let mnt = slot(p, index)?;
             let target = resolve(
                 root,
                 dst,
@@ -405,18 +486,14 @@ fn apply(root: libc::c_int, step: &Step, staging: &mut Option<Fd>) -> Result<(),
                     Create::File
                 },
             )?;
-            set_attrs(mnt.0, *attrs, true)?;
-            move_onto(mnt.0, target.0)
+            set_attrs(mnt, *attrs, true)?;
+            move_onto(mnt, target.0)
         }
-        Step::Fs {
-            fstype,
-            dst,
-            options,
-            attrs,
-        } => {
+        Step::Fs { dst, .. } => {
+            // Created in the first phase.
+            let mnt = slot(p, index)?;
             let target = resolve(root, dst, Create::Dir(0o755))?;
-            let mnt = new_fs(fstype, pairs(options), *attrs)?;
-            move_onto(mnt.0, target.0)
+            move_onto(mnt, target.0)
         }
         Step::Mkdir { dst, mode } => resolve(root, dst, Create::Dir(*mode)).map(drop),
         Step::Symlink { target, dst } => {
@@ -502,27 +579,25 @@ fn apply(root: libc::c_int, step: &Step, staging: &mut Option<Fd>) -> Result<(),
             // SAFETY: stat of an O_PATH descriptor into a struct on this stack.
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
             cvt(unsafe { libc::fstat(target.0, &mut st) })?;
-            let mnt = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                new_fs(
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                let mnt = new_fs(
                     c"tmpfs",
                     [(c"mode", c"0"), (c"size", c"4k")],
                     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                )?
-            } else {
-                let mnt = clone_path(c"/dev/null")?;
-                set_attrs(
-                    mnt.0,
-                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                    false,
                 )?;
-                mnt
-            };
-            move_onto(mnt.0, target.0)
+                move_onto(mnt.0, target.0)
+            } else {
+                // The read-only /dev/null cloned before leaving the host's tree; a detached
+                // mount can be attached once, so each masked file gets its own clone of it.
+                let copy = clone_tree(slot(p, p.slots.len().saturating_sub(1))?)?;
+                move_onto(copy.0, target.0)
+            }
         }
     }
 }
 
-/// `pivot_root(".", ".")` in the new root, then detach the old root stacked on top of it.
+/// Enter the new root with `pivot_root(".", ".")` and detach the old root, which the pivot
+/// stacked on top of the new one (the working directory is the new root).
 fn pivot(root: libc::c_int) -> Result<(), Errno> {
     // SAFETY: raw calls with static strings and a descriptor of the new root.
     unsafe {
