@@ -100,6 +100,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod caps;
+pub mod cgroup;
 mod child;
 mod command;
 mod error;

@@ -306,15 +306,21 @@ mod tests {
         assert!(Cpu::percent(200).validate(2).is_ok());
         assert!(Cpu::percent(201).validate(2).is_err());
         assert!(Cpu::percent(0).validate(2).is_err());
-        assert!(Cpu::quota(Duration::from_micros(999), Duration::from_millis(100))
-            .validate(2)
-            .is_err());
-        assert!(Cpu::quota(Duration::from_millis(1), Duration::from_micros(999))
-            .validate(2)
-            .is_err());
-        assert!(Cpu::quota(Duration::from_millis(1), Duration::from_millis(1001))
-            .validate(2)
-            .is_err());
+        assert!(
+            Cpu::quota(Duration::from_micros(999), Duration::from_millis(100))
+                .validate(2)
+                .is_err()
+        );
+        assert!(
+            Cpu::quota(Duration::from_millis(1), Duration::from_micros(999))
+                .validate(2)
+                .is_err()
+        );
+        assert!(
+            Cpu::quota(Duration::from_millis(1), Duration::from_millis(1001))
+                .validate(2)
+                .is_err()
+        );
         let e = Cpu::percent(500).validate(2).unwrap_err().to_string();
         assert!(e.contains("500 %") && e.contains("2 CPU(s)"), "{e}");
     }

@@ -66,7 +66,9 @@ mod tests {
     #[test]
     fn v1_copies_mems_from_the_parent() {
         let parent = TempDir::new();
-        parent.file("cpuset.mems", "0\n").file("cpuset.cpus", "0-3\n");
+        parent
+            .file("cpuset.mems", "0\n")
+            .file("cpuset.cpus", "0-3\n");
         let child = parent.path().join("sb");
         std::fs::create_dir(&child).unwrap();
         std::fs::write(child.join("cpuset.mems"), "").unwrap();
@@ -76,9 +78,18 @@ mod tests {
             ..Default::default()
         };
         CpusetController::apply_v1(&cfg, &child).unwrap();
-        assert_eq!(std::fs::read_to_string(child.join("cpuset.mems")).unwrap(), "0");
-        assert_eq!(std::fs::read_to_string(child.join("cpuset.cpus")).unwrap(), "2");
+        assert_eq!(
+            std::fs::read_to_string(child.join("cpuset.mems")).unwrap(),
+            "0"
+        );
+        assert_eq!(
+            std::fs::read_to_string(child.join("cpuset.cpus")).unwrap(),
+            "2"
+        );
         CpusetController::apply_v1(&CgroupConfig::default(), &child).unwrap();
-        assert_eq!(std::fs::read_to_string(child.join("cpuset.cpus")).unwrap(), "0-3");
+        assert_eq!(
+            std::fs::read_to_string(child.join("cpuset.cpus")).unwrap(),
+            "0-3"
+        );
     }
 }

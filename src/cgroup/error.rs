@@ -136,30 +136,57 @@ impl CgroupError {
             CgroupError::Unsupported { hint, .. } => hint,
             CgroupError::Create { .. } => match errno? {
                 EACCES | EPERM => CREATE_DENIED_HINT,
-                EROFS => "the cgroup filesystem is mounted read-only (common inside containers): run where cgroups are delegated, or without cgroup limits",
-                ENOSPC | EAGAIN => "too many cgroups: cgroup.max.descendants or cgroup.max.depth of an ancestor was reached",
+                EROFS => {
+                    "the cgroup filesystem is mounted read-only (common inside containers): run where cgroups are delegated, or without cgroup limits"
+                }
+                ENOSPC | EAGAIN => {
+                    "too many cgroups: cgroup.max.descendants or cgroup.max.depth of an ancestor was reached"
+                }
                 ENOENT => "the parent cgroup disappeared",
                 _ => return None,
             },
             CgroupError::Write { path, .. } => {
                 let file = file_name(path);
                 match (file, errno?) {
-                    ("cgroup.procs" | "tasks", EACCES | EPERM) => "moving a process needs write access to cgroup.procs of the common ancestor of its old and new cgroup: run as root or from a delegated cgroup",
-                    ("cgroup.procs" | "tasks", ESRCH) => "the process exited before it could be moved",
-                    ("cgroup.procs", EBUSY | EOPNOTSUPP) => "cgroup v2 does not allow processes in a cgroup whose controllers are enabled for children (no-internal-process rule)",
-                    ("cgroup.subtree_control", EBUSY) => "this cgroup has processes of its own, so it cannot enable controllers for its children (cgroup v2 no-internal-process rule): run from a leaf below a delegated cgroup, or choose an empty cgroup as cgroup_parent",
-                    ("cgroup.subtree_control", ENOENT | EINVAL) => "the controller is not available here: enable it in the ancestors' cgroup.subtree_control",
-                    ("cpu.max" | "cpu.cfs_quota_us" | "cpu.cfs_period_us", EINVAL) => "the CPU quota is out of range for the kernel (period 1 ms..1 s, quota >= 1 ms) or above an ancestor's quota",
-                    ("cpuset.cpus" | "cpuset.mems", EINVAL) => "the CPU list names a CPU that is offline or not in the parent cgroup's cpuset",
-                    ("memory.limit_in_bytes" | "memory.memsw.limit_in_bytes" | "memory.max", EBUSY) => "the memory limit is below what the cgroup already uses",
-                    ("memory.memsw.limit_in_bytes", EINVAL) => "memory+swap must not be below the memory limit",
-                    (_, ENOENT) => "this kernel does not have the interface file: the controller is missing or not enabled for this cgroup",
+                    ("cgroup.procs" | "tasks", EACCES | EPERM) => {
+                        "moving a process needs write access to cgroup.procs of the common ancestor of its old and new cgroup: run as root or from a delegated cgroup"
+                    }
+                    ("cgroup.procs" | "tasks", ESRCH) => {
+                        "the process exited before it could be moved"
+                    }
+                    ("cgroup.procs", EBUSY | EOPNOTSUPP) => {
+                        "cgroup v2 does not allow processes in a cgroup whose controllers are enabled for children (no-internal-process rule)"
+                    }
+                    ("cgroup.subtree_control", EBUSY) => {
+                        "this cgroup has processes of its own, so it cannot enable controllers for its children (cgroup v2 no-internal-process rule): run from a leaf below a delegated cgroup, or choose an empty cgroup as cgroup_parent"
+                    }
+                    ("cgroup.subtree_control", ENOENT | EINVAL) => {
+                        "the controller is not available here: enable it in the ancestors' cgroup.subtree_control"
+                    }
+                    ("cpu.max" | "cpu.cfs_quota_us" | "cpu.cfs_period_us", EINVAL) => {
+                        "the CPU quota is out of range for the kernel (period 1 ms..1 s, quota >= 1 ms) or above an ancestor's quota"
+                    }
+                    ("cpuset.cpus" | "cpuset.mems", EINVAL) => {
+                        "the CPU list names a CPU that is offline or not in the parent cgroup's cpuset"
+                    }
+                    (
+                        "memory.limit_in_bytes" | "memory.memsw.limit_in_bytes" | "memory.max",
+                        EBUSY,
+                    ) => "the memory limit is below what the cgroup already uses",
+                    ("memory.memsw.limit_in_bytes", EINVAL) => {
+                        "memory+swap must not be below the memory limit"
+                    }
+                    (_, ENOENT) => {
+                        "this kernel does not have the interface file: the controller is missing or not enabled for this cgroup"
+                    }
                     (_, EACCES | EPERM) => CREATE_DENIED_HINT,
                     _ => return None,
                 }
             }
             CgroupError::Read { .. } => match errno? {
-                ENOENT => "this kernel does not have the interface file: the controller is missing or not enabled for this cgroup",
+                ENOENT => {
+                    "this kernel does not have the interface file: the controller is missing or not enabled for this cgroup"
+                }
                 _ => return None,
             },
             CgroupError::Remove { .. } => match errno? {
@@ -189,7 +216,10 @@ mod tests {
             source: io::Error::from_raw_os_error(libc::EBUSY),
         };
         let msg = e.to_string();
-        assert!(msg.contains("/sys/fs/cgroup/x/cgroup.subtree_control"), "{msg}");
+        assert!(
+            msg.contains("/sys/fs/cgroup/x/cgroup.subtree_control"),
+            "{msg}"
+        );
         assert!(msg.contains("\"+cpu\""), "{msg}");
         assert!(msg.contains("busy"), "{msg}");
         assert!(msg.contains("hint: this cgroup has processes"), "{msg}");

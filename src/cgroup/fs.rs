@@ -15,8 +15,10 @@ use super::CgroupError;
 /// Write `value` to the interface file `dir/file` in one `write(2)`, as the kernel wants.
 pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
     let path = dir.join(file);
+    // O_TRUNC as runc does: cgroupfs ignores it, a fixture file needs it.
     let res = OpenOptions::new()
         .write(true)
+        .truncate(true)
         .open(&path)
         .and_then(|mut f| match f.write(value.as_bytes())? {
             n if n == value.len() => Ok(()),
@@ -54,7 +56,11 @@ pub(crate) fn read_u64(dir: &Path, file: &str) -> Option<u64> {
 pub(crate) fn keyed(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let (k, v) = l.split_once(' ')?;
-        if k == key { v.trim().parse().ok() } else { None }
+        if k == key {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
     })
 }
 

@@ -9,12 +9,25 @@ use std::sync::OnceLock;
 use nix::unistd::{AccessFlags, access};
 
 /// The v1 controllers ringfence uses.
-pub(crate) const V1_CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "cpuset", "memory", "pids", "freezer"];
+pub(crate) const V1_CONTROLLERS: [&str; 6] =
+    ["cpu", "cpuacct", "cpuset", "memory", "pids", "freezer"];
 
 /// The v1 subsystems the kernel knows (mount options naming anything else are not controllers).
 const V1_SUBSYSTEMS: [&str; 14] = [
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio",
-    "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "blkio",
+    "perf_event",
+    "net_prio",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
 ];
 
 /// The cgroup version in use for resource control on this host.
@@ -110,8 +123,13 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = b[i + 1..i + 4].iter().fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = b[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
             if let Ok(v) = u8::try_from(v) {
                 out.push(v);
                 i += 4;
@@ -209,11 +227,17 @@ pub(crate) fn detect(
     // v1: controller → (mount, own dir). The first mount of a hierarchy wins.
     let mut v1: BTreeMap<String, (PathBuf, PathBuf)> = BTreeMap::new();
     for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
-        for c in m.super_opts.iter().filter(|o| V1_SUBSYSTEMS.contains(&o.as_str())) {
+        for c in m
+            .super_opts
+            .iter()
+            .filter(|o| V1_SUBSYSTEMS.contains(&o.as_str()))
+        {
             if v1.contains_key(c) {
                 continue;
             }
-            let Some(member) = members.iter().find(|x| x.id != 0 && x.controllers.contains(c))
+            let Some(member) = members
+                .iter()
+                .find(|x| x.id != 0 && x.controllers.contains(c))
             else {
                 continue;
             };
@@ -246,7 +270,9 @@ pub(crate) fn detect(
     }
 
     let v2 = mounts.iter().find(|m| m.fstype == "cgroup2");
-    let member = members.iter().find(|x| x.id == 0 && x.controllers.is_empty());
+    let member = members
+        .iter()
+        .find(|x| x.id == 0 && x.controllers.is_empty());
     let (Some(mount), Some(member)) = (v2, member) else {
         let reason = if mounts.is_empty() {
             "no cgroup filesystem is mounted".to_owned()
@@ -327,7 +353,9 @@ mod tests {
 
     #[test]
     fn parses_proc_cgroup() {
-        let m = parse_proc_cgroup("4:memory:/a/b\n3:cpu,cpuacct:/\n0::/user.slice/x\n1:name=systemd:/y\n");
+        let m = parse_proc_cgroup(
+            "4:memory:/a/b\n3:cpu,cpuacct:/\n0::/user.slice/x\n1:name=systemd:/y\n",
+        );
         assert_eq!(m[0].controllers, ["memory"]);
         assert_eq!(m[0].path, "/a/b");
         assert_eq!(m[1].controllers, ["cpu", "cpuacct"]);
@@ -360,7 +388,10 @@ mod tests {
             info.controllers["memory"].own,
             PathBuf::from("/sys/fs/cgroup/memory/process_api/abc")
         );
-        assert_eq!(info.controllers["pids"].own, PathBuf::from("/sys/fs/cgroup/pids"));
+        assert_eq!(
+            info.controllers["pids"].own,
+            PathBuf::from("/sys/fs/cgroup/pids")
+        );
         assert!(!info.controllers.contains_key("cpuset"));
     }
 

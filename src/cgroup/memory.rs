@@ -97,7 +97,16 @@ mod tests {
         let t = TempDir::new();
         t.files(&["memory.max", "memory.limit_in_bytes"]);
         let e = MemoryController::apply_v2(&cfg(), t.path()).unwrap_err();
-        assert!(matches!(e, CgroupError::Unsupported { controller: "memory", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                CgroupError::Unsupported {
+                    controller: "memory",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = MemoryController::apply_v1(&cfg(), t.path()).unwrap_err();
         assert!(e.to_string().contains("swapaccount=1"), "{e}");
     }

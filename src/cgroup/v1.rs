@@ -22,8 +22,8 @@ use nix::unistd::{AccessFlags, access};
 use super::config::check_cgroup_dir;
 use super::error::CREATE_DENIED_HINT;
 use super::{
-    CgroupConfig, CgroupError, CgroupInfo, CgroupUsage, KILL_TIMEOUT, controllers, fs,
-    kill_pids, wait_empty,
+    CgroupConfig, CgroupError, CgroupInfo, CgroupUsage, KILL_TIMEOUT, controllers, fs, kill_pids,
+    wait_empty,
 };
 
 /// Controllers used whenever available, for kill-all and usage, even without a limit.
@@ -40,29 +40,48 @@ pub(crate) struct V1Cgroup {
 
 fn mount_hint(name: &str) -> &'static str {
     match name {
-        "cpu" => "mount the cpu controller: mount -t cgroup -o cpu cgroup /sys/fs/cgroup/cpu (or use a cgroup v2 host)",
-        "memory" => "mount the memory controller: mount -t cgroup -o memory cgroup /sys/fs/cgroup/memory (or use a cgroup v2 host)",
-        "pids" => "mount the pids controller: mount -t cgroup -o pids cgroup /sys/fs/cgroup/pids (or use a cgroup v2 host)",
-        "cpuset" => "mount the cpuset controller: mount -t cgroup -o cpuset cgroup /sys/fs/cgroup/cpuset (or use a cgroup v2 host)",
+        "cpu" => {
+            "mount the cpu controller: mount -t cgroup -o cpu cgroup /sys/fs/cgroup/cpu (or use a cgroup v2 host)"
+        }
+        "memory" => {
+            "mount the memory controller: mount -t cgroup -o memory cgroup /sys/fs/cgroup/memory (or use a cgroup v2 host)"
+        }
+        "pids" => {
+            "mount the pids controller: mount -t cgroup -o pids cgroup /sys/fs/cgroup/pids (or use a cgroup v2 host)"
+        }
+        "cpuset" => {
+            "mount the cpuset controller: mount -t cgroup -o cpuset cgroup /sys/fs/cgroup/cpuset (or use a cgroup v2 host)"
+        }
         _ => "mount the controller's cgroup v1 hierarchy, or use a cgroup v2 host",
     }
 }
 
 /// The parent directory for `controller` when `parent` (a directory in any one hierarchy) was
-/// given: the same path relative to the mount, in `controller`'s hierarchy.
-fn parent_in(
+/// given: the same path relative to this process's own cgroup when `parent` is below it (own
+/// cgroups may differ between hierarchies), else relative to the hierarchy's mount.
+pub(crate) fn parent_in(
+    info: &CgroupInfo,
     hierarchies: &BTreeMap<String, PathBuf>,
     controller: &str,
     parent: &Path,
 ) -> Result<PathBuf, CgroupError> {
-    let rel = hierarchies
-        .values()
-        .filter_map(|m| parent.strip_prefix(m).ok())
-        .min_by_key(|r| r.components().count())
-        .ok_or_else(|| CgroupError::NotACgroup {
-            path: parent.to_path_buf(),
-        })?;
-    let p = hierarchies[controller].join(rel);
+    let not = || CgroupError::NotACgroup {
+        path: parent.to_path_buf(),
+    };
+    // The hierarchy `parent` is on: the deepest mount that contains it.
+    let (on, rel_mount) = hierarchies
+        .iter()
+        .filter_map(|(c, m)| Some((c, parent.strip_prefix(m).ok()?)))
+        .min_by_key(|(_, r)| r.components().count())
+        .ok_or_else(not)?;
+    let own_rel = info
+        .controllers
+        .get(on.as_str())
+        .and_then(|ci| parent.strip_prefix(&ci.own).ok());
+    let p = match (own_rel, info.controllers.get(controller)) {
+        (Some(rel), Some(ci)) => ci.own.join(rel),
+        _ => hierarchies.get(controller).ok_or_else(not)?.join(rel_mount),
+    };
     check_cgroup_dir(&p)?;
     Ok(p)
 }
@@ -77,10 +96,11 @@ impl V1Cgroup {
         let ctls = controllers();
         // Controller → (required, parent directory).
         let mut plan: Vec<(&'static str, PathBuf)> = Vec::new();
-        let all = ALWAYS
-            .iter()
-            .map(|n| (*n, false))
-            .chain(ctls.iter().filter(|c| (c.wanted)(cfg)).map(|c| (c.name, true)));
+        let all = ALWAYS.iter().map(|n| (*n, false)).chain(
+            ctls.iter()
+                .filter(|c| (c.wanted)(cfg))
+                .map(|c| (c.name, true)),
+        );
         for (name, required) in all {
             if let Some(i) = plan.iter().position(|(n, _)| *n == name) {
                 if !required {
@@ -99,7 +119,7 @@ impl V1Cgroup {
                 continue;
             };
             let parent = match &cfg.parent {
-                Some(p) => parent_in(hierarchies, name, p)?,
+                Some(p) => parent_in(info, hierarchies, name, p)?,
                 None => ci.own.clone(),
             };
             if access(&parent, AccessFlags::W_OK).is_err() {
@@ -201,8 +221,7 @@ impl V1Cgroup {
                 fs::write(fz, "freezer.state", "FROZEN")?;
                 let until = Instant::now() + Duration::from_millis(100);
                 while Instant::now() < until
-                    && fs::read_opt(fz, "freezer.state").as_deref().map(str::trim)
-                        != Some("FROZEN")
+                    && fs::read_opt(fz, "freezer.state").as_deref().map(str::trim) != Some("FROZEN")
                 {
                     std::thread::sleep(Duration::from_micros(200));
                 }
@@ -263,19 +282,50 @@ mod tests {
 
     #[test]
     fn parent_maps_across_hierarchies() {
-        let mut h = BTreeMap::new();
-        h.insert("cpu".to_owned(), PathBuf::from("/nonexistent/cpu"));
-        h.insert("memory".to_owned(), PathBuf::from("/nonexistent/memory"));
-        // The relative path is carried over; the missing directory is reported by path.
-        let e = parent_in(&h, "cpu", Path::new("/nonexistent/memory/ci")).unwrap_err();
-        assert!(
-            matches!(&e, CgroupError::NotACgroup { path } if path == Path::new("/nonexistent/cpu/ci")),
-            "{e}"
+        use crate::cgroup::CgroupBackend;
+        use crate::cgroup::info::detect;
+        let info = detect(
+            "1 0 0:1 / /nonexistent/cpu rw - cgroup cgroup rw,cpu\n\
+             2 0 0:2 / /nonexistent/memory rw - cgroup cgroup rw,memory\n",
+            "2:memory:/own\n1:cpu:/\n",
+            &|_| true,
+            &|_| true,
         );
-        let e = parent_in(&h, "cpu", Path::new("/tmp/x")).unwrap_err();
-        assert!(
-            matches!(&e, CgroupError::NotACgroup { path } if path == Path::new("/tmp/x")),
-            "{e}"
+        let CgroupBackend::V1 { hierarchies } = &info.backend else {
+            panic!("{info:?}")
+        };
+        let missing = |e: CgroupError| match e {
+            CgroupError::NotACgroup { path } => path,
+            e => panic!("{e}"),
+        };
+        // Below the own cgroup: relative to the own cgroup of each hierarchy.
+        let e = parent_in(
+            &info,
+            hierarchies,
+            "cpu",
+            Path::new("/nonexistent/memory/own/ci"),
         );
+        assert_eq!(missing(e.unwrap_err()), Path::new("/nonexistent/cpu/ci"));
+        let e = parent_in(
+            &info,
+            hierarchies,
+            "memory",
+            Path::new("/nonexistent/cpu/ci"),
+        );
+        assert_eq!(
+            missing(e.unwrap_err()),
+            Path::new("/nonexistent/memory/own/ci")
+        );
+        // Elsewhere: relative to the mount.
+        let e = parent_in(
+            &info,
+            hierarchies,
+            "cpu",
+            Path::new("/nonexistent/memory/ci"),
+        );
+        assert_eq!(missing(e.unwrap_err()), Path::new("/nonexistent/cpu/ci"));
+        // Not on any hierarchy.
+        let e = parent_in(&info, hierarchies, "cpu", Path::new("/tmp/x"));
+        assert_eq!(missing(e.unwrap_err()), Path::new("/tmp/x"));
     }
 }

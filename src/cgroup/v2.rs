@@ -122,7 +122,10 @@ impl V2Cgroup {
             });
         }
         let chain = enable_chain(own, parent);
-        let wanted: Vec<Ctl> = controllers().into_iter().filter(|c| (c.wanted)(cfg)).collect();
+        let wanted: Vec<Ctl> = controllers()
+            .into_iter()
+            .filter(|c| (c.wanted)(cfg))
+            .collect();
         for c in &wanted {
             enable(&chain, c.name)?;
         }
@@ -277,7 +280,16 @@ mod tests {
         // so the next step finds it unavailable, as the kernel would without delegation).
         let e = enable(&chain, "cpu").unwrap_err();
         assert_eq!(top.get("cgroup.subtree_control"), "+cpu");
-        assert!(matches!(e, CgroupError::Unsupported { controller: "cpu", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                CgroupError::Unsupported {
+                    controller: "cpu",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("subtree_control"), "{e}");
     }
 }
