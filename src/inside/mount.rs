@@ -576,9 +576,12 @@ fn apply(
                 Err(Errno::ENOENT) => return Ok(()),
                 other => other?,
             };
-            // SAFETY: stat of an O_PATH descriptor into a struct on this stack.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            cvt(unsafe { libc::fstat(target.0, &mut st) })?;
+            // SAFETY: `stat` is plain data; fstat of an O_PATH descriptor fills it.
+            let st = unsafe {
+                let mut st: libc::stat = std::mem::zeroed();
+                cvt(libc::fstat(target.0, &mut st))?;
+                st
+            };
             if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
                 let mnt = new_fs(
                     c"tmpfs",
