@@ -28,6 +28,15 @@ fn setup(test: &str, controllers: &[&str]) -> Option<MutexGuard<'static, ()>> {
         return None;
     }
     let info = cgroup_info();
+    // The VM lane (scripts/test-vm) sets this so that a wrong backend fails instead of passing.
+    if let Some(want) = std::env::var_os("RINGFENCE_EXPECT_CGROUP") {
+        let have = match info.backend {
+            CgroupBackend::V2 { .. } => "v2",
+            CgroupBackend::V1 { .. } => "v1",
+            _ => "none",
+        };
+        assert_eq!(have, want, "cgroup backend: {:?}", info.backend);
+    }
     if let CgroupBackend::Unavailable { reason } = &info.backend {
         eprintln!("SKIPPED {test}: no cgroups here: {reason}");
         return None;
