@@ -71,15 +71,19 @@ pub enum Stage {
     Chdir,
     /// `prctl(PR_SET_NO_NEW_PRIVS)`.
     NoNewPrivs,
+    /// `landlock_restrict_self()`.
+    Landlock,
     /// Closing every file descriptor that was not passed explicitly.
     CloseFds,
+    /// Installing the seccomp filters (the last step before `execve`).
+    Seccomp,
     /// `execve()` of the program.
     Exec,
 }
 
 impl Stage {
     /// Every stage, in the order the setup runs them.
-    pub const ALL: [Stage; 28] = [
+    pub const ALL: [Stage; 30] = [
         Stage::Clone,
         Stage::UidMap,
         Stage::SetgroupsDeny,
@@ -106,7 +110,9 @@ impl Stage {
         Stage::Capabilities,
         Stage::Chdir,
         Stage::NoNewPrivs,
+        Stage::Landlock,
         Stage::CloseFds,
+        Stage::Seccomp,
         Stage::Exec,
     ];
 
@@ -139,6 +145,8 @@ impl Stage {
             Stage::Capabilities => "capabilities",
             Stage::Chdir => "chdir",
             Stage::NoNewPrivs => "no_new_privs",
+            Stage::Landlock => "landlock",
+            Stage::Seccomp => "seccomp",
             Stage::CloseFds => "close_fds",
             Stage::Exec => "exec",
         }
@@ -194,6 +202,12 @@ impl Stage {
                 "the clock offset is out of the range the kernel accepts"
             }
             (Stage::Hostname, EPERM) => "setting the hostname needs a new UTS namespace",
+            (Stage::Seccomp, EINVAL) => {
+                "this kernel lacks seccomp filters (CONFIG_SECCOMP_FILTER) or an action of the profile"
+            }
+            (Stage::Landlock, EPERM) => {
+                "Landlock needs no_new_privs (set by ringfence) or CAP_SYS_ADMIN"
+            }
             _ => return None,
         })
     }
@@ -368,6 +382,14 @@ pub enum Error {
         /// The error the kernel returned.
         errno: Errno,
     },
+
+    /// The seccomp profile is invalid or cannot be compiled.
+    #[error("invalid seccomp profile: {0}")]
+    Profile(crate::seccomp::ProfileError),
+
+    /// The Landlock rules cannot be prepared.
+    #[error("Landlock: {0}")]
+    Landlock(crate::landlock::LandlockError),
 
     /// A step of building the sandbox's filesystem failed.
     #[error("sandbox setup failed at {step}: {errno}{}", mount_hint(*errno))]

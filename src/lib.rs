@@ -119,6 +119,7 @@ pub use crate::child::{Child, Outcome, Usage};
 pub use crate::command::{Command, Stdio};
 pub use crate::error::{ConfigError, Error, Result, Stage};
 pub use crate::fs::Size;
+pub use crate::landlock::{FsAccess, Landlock, LandlockError, LandlockPart};
 pub use crate::ns::{IdMap, Namespace, Net, TimeOffsets, UserNs};
 pub use crate::probe::{Compat, Enforcement, HostInfo, Layer, Report, Unavailable, probe};
 pub use crate::rlimit::Rlimit;

@@ -50,6 +50,10 @@ pub enum Layer {
     TimeOffsets,
     /// The sandbox's own filesystem view (a new root with the configured mounts).
     Filesystem,
+    /// The seccomp filter (the guard and the profile).
+    Seccomp,
+    /// A part of the Landlock rules.
+    Landlock(crate::landlock::LandlockPart),
 }
 
 impl Layer {
@@ -75,6 +79,8 @@ impl Layer {
             Layer::Hostname => "hostname",
             Layer::TimeOffsets => "time_offsets",
             Layer::Filesystem => "filesystem",
+            Layer::Seccomp => "seccomp",
+            Layer::Landlock(part) => part.name(),
         }
     }
 }
@@ -92,6 +98,8 @@ impl fmt::Display for Layer {
             Layer::Hostname => f.write_str("hostname"),
             Layer::TimeOffsets => f.write_str("time namespace offsets"),
             Layer::Filesystem => f.write_str("filesystem view"),
+            Layer::Seccomp => f.write_str("seccomp filter"),
+            Layer::Landlock(part) => write!(f, "{part}"),
         }
     }
 }

@@ -9,9 +9,12 @@ use crate::child::{Child, Outcome};
 use crate::command::{Command, Stdio};
 use crate::error::Result;
 use crate::fs::{FsConfig, FsOp, Root, Size};
+use crate::landlock::{Landlock, PreparedLandlock};
 use crate::ns::{Namespace, Net, TimeOffsets, UserNs};
 use crate::probe::Compat;
 use crate::rlimit::Rlimit;
+use crate::seccomp::{CompiledProfile, Profile};
+use std::sync::{Arc, Mutex};
 
 /// A sandbox configuration: which namespaces, which identity, which limits.
 ///
@@ -59,7 +62,18 @@ pub struct Sandbox {
     pub(crate) fs: FsConfig,
     /// The compatibility level of the filesystem view (the strictest of its options).
     pub(crate) fs_compat: Option<Compat>,
+    pub(crate) seccomp: Profile,
+    pub(crate) landlock: Option<(Landlock, Compat)>,
+    /// Work that does not depend on the command, done at the first spawn and kept.
+    cache: Arc<Cache>,
     compat: Compat,
+}
+
+/// What a sandbox computes once and reuses for every spawn.
+#[derive(Debug, Default)]
+struct Cache {
+    seccomp: Mutex<Option<Arc<CompiledProfile>>>,
+    landlock: Mutex<Option<Arc<PreparedLandlock>>>,
 }
 
 impl Default for Sandbox {
@@ -87,8 +101,65 @@ impl Sandbox {
             new_session: true,
             fs: FsConfig::default(),
             fs_compat: None,
+            seccomp: Profile::default_container(),
+            landlock: None,
+            cache: Arc::default(),
             compat: Compat::BestEffort,
         }
+    }
+
+    /// The seccomp profile (by default [`Profile::default_container`], which closes what
+    /// namespaces leave open: clock setting, the keyring, modules, kexec, bpf, perf,
+    /// userfaultfd, io_uring, mounts, new namespaces, ptrace, ...). Every profile is installed
+    /// behind a guard (other architectures and x32 killed, `clone3` answered with ENOSYS,
+    /// `TIOCSTI`/`TIOCLINUX` refused). [`Profile::unconfined`] installs nothing.
+    pub fn seccomp(mut self, profile: Profile) -> Sandbox {
+        self.seccomp = profile;
+        self.cache = Arc::default();
+        self
+    }
+
+    /// Landlock rules for the program: which files and TCP ports it may use, and scoping of
+    /// signals and abstract unix sockets. Unprivileged, so it holds with and without
+    /// namespaces; best effort by default (the [`Report`](crate::Report) says what this kernel
+    /// enforces), or required after [`Sandbox::compat`]`(Compat::Required)`.
+    pub fn landlock(mut self, rules: Landlock) -> Sandbox {
+        self.landlock = Some((rules, self.compat));
+        self.cache = Arc::default();
+        self
+    }
+
+    /// The compiled seccomp profile (compiled at the first spawn), or `None` when unconfined.
+    pub(crate) fn compiled_seccomp(&self) -> Result<Option<Arc<CompiledProfile>>> {
+        if self.seccomp.is_unconfined() {
+            return Ok(None);
+        }
+        let mut slot = self.cache.seccomp.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = &*slot {
+            return Ok(Some(c.clone()));
+        }
+        let compiled = Arc::new(self.seccomp.compile().map_err(crate::Error::Profile)?);
+        *slot = Some(compiled.clone());
+        Ok(Some(compiled))
+    }
+
+    /// The prepared Landlock ruleset (prepared at the first spawn), if rules were given.
+    pub(crate) fn prepared_landlock(&self) -> Result<Option<Arc<PreparedLandlock>>> {
+        let Some((rules, compat)) = &self.landlock else {
+            return Ok(None);
+        };
+        let mut slot = self
+            .cache
+            .landlock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = &*slot {
+            return Ok(Some(p.clone()));
+        }
+        let prepared =
+            Arc::new(crate::landlock::prepare(rules, *compat).map_err(crate::Error::Landlock)?);
+        *slot = Some(prepared.clone());
+        Ok(Some(prepared))
     }
 
     /// A sandbox isolated in every way this crate knows, for untrusted code:

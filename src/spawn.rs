@@ -18,6 +18,7 @@
 use std::ffi::{CStr, CString};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -71,6 +72,10 @@ pub(crate) struct Plan<'a> {
     /// With a new root, a program name without `/` is looked up inside it: these are the
     /// `PATH` candidates, tried in order (as `execvp` does).
     pub candidates: &'a [CString],
+    /// The Landlock ruleset to restrict the program with, or -1.
+    pub landlock_fd: RawFd,
+    /// The seccomp filters, installed last.
+    pub seccomp: Option<&'a crate::seccomp::CompiledProfile>,
 }
 
 /// An owned, NULL-terminated array of C strings, ready for `execve` (std's `CStringArray`).
@@ -525,6 +530,9 @@ struct Prepared {
     join_net: Option<OwnedFd>,
     fs: Option<FsPlan>,
     candidates: Vec<CString>,
+    seccomp: Option<Arc<crate::seccomp::CompiledProfile>>,
+    landlock: Option<Arc<crate::landlock::PreparedLandlock>>,
+    landlock_fd: Option<OwnedFd>,
 }
 
 fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
@@ -630,6 +638,30 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         Net::Join(fd) => Some(dup_above(fd, floor)?),
         _ => None,
     };
+    let seccomp = sb.compiled_seccomp()?;
+    if seccomp.as_ref().is_some_and(|c| c.uses_notify()) {
+        return Err(Error::Unsupported {
+            layer: Layer::Seccomp,
+            reason:
+                "the profile has Notify actions, and ringfence has no supervisor to answer them yet"
+                    .into(),
+            hint: "use Errno, Log, Trap or a kill action instead of Notify",
+        });
+    }
+    let landlock = sb.prepared_landlock()?;
+    let landlock_fd = match landlock.as_ref().and_then(|l| l.raw_fd()) {
+        Some(fd) => {
+            // SAFETY: the ruleset descriptor is owned by `landlock`, alive for this call.
+            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            Some(dup_above(
+                &borrowed
+                    .try_clone_to_owned()
+                    .map_err(|e| Error::io("duplicate the Landlock ruleset", e))?,
+                floor,
+            )?)
+        }
+        None => None,
+    };
     let fs = if sb.fs.is_empty() {
         None
     } else {
@@ -655,6 +687,9 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         join_net,
         fs,
         candidates,
+        seccomp,
+        landlock,
+        landlock_fd,
     })
 }
 
@@ -703,6 +738,8 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
             envp: &prep.envp,
             fs: prep.fs.as_ref().filter(|_| d.fs),
             candidates: &prep.candidates,
+            landlock_fd: prep.landlock_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            seccomp: prep.seccomp.as_deref(),
         };
         let offsets = match (&sb.time_offsets, d.time_ns) {
             (Some(t), true) => {
@@ -759,9 +796,19 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
         pass_owned,
         join_net,
         fs,
+        seccomp,
+        landlock,
+        landlock_fd,
         ..
     } = prep;
-    drop((err_w, sync_r, child_stdio, pass_owned, join_net));
+    drop((
+        err_w,
+        sync_r,
+        child_stdio,
+        pass_owned,
+        join_net,
+        landlock_fd,
+    ));
     let descriptions = fs.map(|f| f.descriptions).unwrap_or_default();
 
     // The parent's part of the setup: id maps.
@@ -797,6 +844,12 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
 
     let mut report = d.report;
     push_hygiene(sb, &mut report);
+    if seccomp.is_some() {
+        report.push(Layer::Seccomp, Enforcement::Enforced);
+    }
+    for (part, e) in landlock.iter().flat_map(|l| l.report()) {
+        report.push(Layer::Landlock(*part), e.clone());
+    }
     tracing::debug!(pid, "sandbox started");
     Ok(Child::new(
         pid,

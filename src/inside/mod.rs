@@ -196,7 +196,16 @@ fn payload(p: &Plan) -> Step<Infallible> {
     }
     // SAFETY: plain prctl with integer arguments.
     cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).at(Stage::NoNewPrivs)?;
+    if p.landlock_fd >= 0 {
+        // After every mount (a restricted process may not mount) and after no_new_privs.
+        crate::landlock::restrict(p.landlock_fd).at(Stage::Landlock)?;
+    }
     close_fds(p.keep).at(Stage::CloseFds)?;
+    if let Some(filters) = p.seccomp {
+        // Last before execve, so that the filters need to allow nothing of the setup
+        // (bubblewrap: "should be the last thing before execve").
+        filters.install_all().at(Stage::Seccomp)?;
+    }
 
     // SAFETY: an empty signal set on this stack.
     unsafe {
