@@ -9,6 +9,9 @@
 //! `rf-inspect trap`          wait for SIGTERM/SIGUSR1, print which, exit 42
 //! `rf-inspect kill-self SIG` kill itself with a signal
 //! `rf-inspect write-stdout N` write N bytes to stdout
+//! `rf-inspect attacks`       try syscalls a sandbox must refuse, with arguments that would
+//!                            change nothing even if allowed; print `name=errno` for each
+//! `rf-inspect x32`           call getpid through the x32 ABI (the guard kills the process)
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -94,6 +97,12 @@ fn main() {
             unsafe { libc::kill(libc::getpid(), num(2) as i32) };
             std::thread::sleep(Duration::from_secs(5));
         }
+        "attacks" => attacks(),
+        "x32" => {
+            // SAFETY: getpid through the x32 syscall number; harmless if it were allowed.
+            let r = unsafe { libc::syscall(libc::SYS_getpid | 0x4000_0000) };
+            println!("x32=survived:{r}");
+        }
         "write-stdout" => {
             let data = vec![b'x'; num(2) as usize];
             std::io::stdout().write_all(&data).unwrap();
@@ -102,6 +111,180 @@ fn main() {
             eprintln!("rf-inspect: unknown command {other:?}");
             std::process::exit(2);
         }
+    }
+}
+
+/// Each call is made so that it could not change the host even if the filter let it through.
+fn attacks() {
+    let errno = |r: libc::c_long| {
+        if r < 0 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+        } else {
+            0
+        }
+    };
+    let tiocsti_high = (libc::TIOCSTI as u64) | 0xffff_ffff_0000_0000;
+    let c = b'x';
+    // SAFETY: every call gets null or invalid pointers and no-op arguments.
+    let results: Vec<(&str, i32)> = unsafe {
+        vec![
+            (
+                "settimeofday",
+                errno(libc::syscall(libc::SYS_settimeofday, 0usize, 0usize)),
+            ),
+            (
+                "clock_settime",
+                errno(libc::syscall(
+                    libc::SYS_clock_settime,
+                    libc::CLOCK_REALTIME,
+                    0usize,
+                )),
+            ),
+            ("adjtimex", errno(libc::syscall(libc::SYS_adjtimex, 0usize))),
+            (
+                "keyctl",
+                errno(libc::syscall(
+                    libc::SYS_keyctl,
+                    0,  /* KEYCTL_GET_KEYRING_ID */
+                    -3, /* session */
+                    0,
+                )),
+            ),
+            (
+                "add_key",
+                errno(libc::syscall(
+                    libc::SYS_add_key,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0,
+                )),
+            ),
+            (
+                "init_module",
+                errno(libc::syscall(libc::SYS_init_module, 0usize, 0usize, 0usize)),
+            ),
+            (
+                "finit_module",
+                errno(libc::syscall(libc::SYS_finit_module, -1, 0usize, 0)),
+            ),
+            (
+                "kexec_load",
+                errno(libc::syscall(
+                    libc::SYS_kexec_load,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                )),
+            ),
+            (
+                "bpf",
+                errno(libc::syscall(
+                    libc::SYS_bpf,
+                    5, /* PROG_LOAD */
+                    0usize,
+                    0,
+                )),
+            ),
+            (
+                "perf_event_open",
+                errno(libc::syscall(
+                    libc::SYS_perf_event_open,
+                    0usize,
+                    0,
+                    -1,
+                    -1,
+                    0,
+                )),
+            ),
+            (
+                "userfaultfd",
+                errno(libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC)),
+            ),
+            (
+                "io_uring_setup",
+                errno(libc::syscall(libc::SYS_io_uring_setup, 0, 0usize)),
+            ),
+            (
+                "unshare_user",
+                errno(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)),
+            ),
+            (
+                "unshare_net",
+                errno(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNET)),
+            ),
+            ("setns", errno(libc::syscall(libc::SYS_setns, -1, 0))),
+            (
+                "mount",
+                errno(libc::syscall(
+                    libc::SYS_mount,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0,
+                    0usize,
+                )),
+            ),
+            (
+                "open_by_handle_at",
+                errno(libc::syscall(libc::SYS_open_by_handle_at, -1, 0usize, 0)),
+            ),
+            (
+                "ptrace",
+                errno(libc::syscall(
+                    libc::SYS_ptrace,
+                    libc::PTRACE_ATTACH,
+                    1,
+                    0usize,
+                    0usize,
+                )),
+            ),
+            (
+                "socket_alg",
+                errno(libc::syscall(
+                    libc::SYS_socket,
+                    libc::AF_ALG,
+                    libc::SOCK_SEQPACKET,
+                    0,
+                )),
+            ),
+            (
+                "socket_vsock",
+                errno(libc::syscall(
+                    libc::SYS_socket,
+                    libc::AF_VSOCK,
+                    libc::SOCK_STREAM,
+                    0,
+                )),
+            ),
+            (
+                "clone3",
+                errno(libc::syscall(libc::SYS_clone3, 0usize, 0usize)),
+            ),
+            (
+                "tiocsti",
+                errno(libc::syscall(
+                    libc::SYS_ioctl,
+                    0,
+                    libc::TIOCSTI,
+                    &c as *const u8,
+                )),
+            ),
+            (
+                "tiocsti_high_bits",
+                errno(libc::syscall(
+                    libc::SYS_ioctl,
+                    0,
+                    tiocsti_high,
+                    &c as *const u8,
+                )),
+            ),
+        ]
+    };
+    for (name, e) in results {
+        println!("{name}={e}");
     }
 }
 
