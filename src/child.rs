@@ -24,6 +24,12 @@ pub struct Usage {
     pub sys_cpu: Duration,
     /// The largest resident set size of any single process, in bytes.
     pub max_rss: u64,
+    /// CPU time of every process of the sandbox, from its cgroup (with cgroup limits only).
+    pub cgroup_cpu: Option<Duration>,
+    /// The sandbox's peak memory use in bytes, from its cgroup (with cgroup limits only).
+    pub peak_memory: Option<u64>,
+    /// The most processes and threads at once, from its cgroup (where the kernel counts it).
+    pub pids_peak: Option<u64>,
 }
 
 /// How a sandbox ended.
@@ -43,6 +49,9 @@ pub struct Outcome {
     /// Whether the sandbox was killed because it ran past its
     /// [`timeout`](crate::Sandbox::timeout).
     pub timed_out: bool,
+    /// Whether the kernel's OOM killer killed a process of the sandbox at its
+    /// [`memory_limit`](crate::Sandbox::memory_limit).
+    pub oom_killed: bool,
     /// What was enforced (the same as [`Child::report`]).
     pub report: Report,
 }
@@ -85,6 +94,7 @@ pub struct Child {
     outcome: Option<Outcome>,
     timed_out: bool,
     keep_running: bool,
+    cgroup: Option<crate::cgroup::SandboxCgroup>,
 }
 
 impl Child {
@@ -98,6 +108,7 @@ impl Child {
         started: Instant,
         deadline: Option<Instant>,
         kill_group: bool,
+        cgroup: Option<crate::cgroup::SandboxCgroup>,
     ) -> Child {
         Child {
             pid,
@@ -113,6 +124,7 @@ impl Child {
             outcome: None,
             timed_out: false,
             keep_running: false,
+            cgroup,
         }
     }
 
@@ -151,12 +163,15 @@ impl Child {
         pidfd_kill(&self.pidfd, signum).map_err(|e| Error::io("signal the sandbox", e))
     }
 
-    /// Kill the whole sandbox with `SIGKILL`: with a pid namespace every process in it,
-    /// otherwise the program and its process group. Does not wait; a sandbox that has already
-    /// ended is not an error.
+    /// Kill the whole sandbox with `SIGKILL`: with cgroup limits every process in its cgroup
+    /// (daemons included), with a pid namespace every process in it, otherwise the program and
+    /// its process group. A sandbox that has already ended is not an error.
     pub fn kill(&mut self) -> Result<()> {
         if self.outcome.is_some() {
             return Ok(());
+        }
+        if let Some(cg) = &self.cgroup {
+            cg.kill().map_err(Error::Cgroup)?;
         }
         self.kill_group();
         match pidfd_kill(&self.pidfd, libc::SIGKILL) {
@@ -292,6 +307,15 @@ impl Child {
             }
         };
         let wall = self.started.elapsed();
+        // The sandbox has ended: whatever is left in its cgroup goes too; then the account.
+        let cg_usage = self.cgroup.take().map(|cg| {
+            let _ = cg.kill();
+            let usage = cg.usage();
+            if let Err(e) = cg.remove() {
+                tracing::warn!("could not remove the sandbox's cgroup: {e}");
+            }
+            usage
+        });
         let mut status = raw;
         if let Some(pipe) = self.status_pipe.take() {
             // The init wrote the program's status before exiting (unless it was killed).
@@ -313,8 +337,12 @@ impl Child {
                 user_cpu: tv(ru.ru_utime),
                 sys_cpu: tv(ru.ru_stime),
                 max_rss: (ru.ru_maxrss as u64).saturating_mul(1024),
+                cgroup_cpu: cg_usage.and_then(|u| u.cpu_time),
+                peak_memory: cg_usage.and_then(|u| u.peak_memory),
+                pids_peak: cg_usage.and_then(|u| u.pids_peak),
             },
             timed_out: self.timed_out,
+            oom_killed: cg_usage.is_some_and(|u| u.oom_killed),
             report: self.report.clone(),
         };
         self.outcome = Some(outcome.clone());

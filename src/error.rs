@@ -387,6 +387,10 @@ pub enum Error {
     #[error("invalid seccomp profile: {0}")]
     Profile(crate::seccomp::ProfileError),
 
+    /// The sandbox's cgroup cannot be created, limited, joined or emptied.
+    #[error("cgroup: {0}")]
+    Cgroup(crate::cgroup::CgroupError),
+
     /// The Landlock rules cannot be prepared.
     #[error("Landlock: {0}")]
     Landlock(crate::landlock::LandlockError),

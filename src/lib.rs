@@ -115,6 +115,7 @@ pub mod seccomp;
 mod spawn;
 
 pub use crate::caps::Capability;
+pub use crate::cgroup::{CgroupUsage, Cpu};
 pub use crate::child::{Child, Outcome, Usage};
 pub use crate::command::{Command, Stdio};
 pub use crate::error::{ConfigError, Error, Result, Stage};

@@ -52,6 +52,8 @@ pub enum Layer {
     Filesystem,
     /// The seccomp filter (the guard and the profile).
     Seccomp,
+    /// A cgroup of its own with the configured limits.
+    Cgroup,
     /// A part of the Landlock rules.
     Landlock(crate::landlock::LandlockPart),
 }
@@ -80,6 +82,7 @@ impl Layer {
             Layer::TimeOffsets => "time_offsets",
             Layer::Filesystem => "filesystem",
             Layer::Seccomp => "seccomp",
+            Layer::Cgroup => "cgroup",
             Layer::Landlock(part) => part.name(),
         }
     }
@@ -99,6 +102,7 @@ impl fmt::Display for Layer {
             Layer::TimeOffsets => f.write_str("time namespace offsets"),
             Layer::Filesystem => f.write_str("filesystem view"),
             Layer::Seccomp => f.write_str("seccomp filter"),
+            Layer::Cgroup => f.write_str("cgroup limits"),
             Layer::Landlock(part) => write!(f, "{part}"),
         }
     }

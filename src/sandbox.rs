@@ -5,6 +5,7 @@ use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 use crate::caps::Capability;
+use crate::cgroup::{CgroupConfig, Cpu};
 use crate::child::{Child, Outcome};
 use crate::command::{Command, Stdio};
 use crate::error::Result;
@@ -64,6 +65,8 @@ pub struct Sandbox {
     pub(crate) fs_compat: Option<Compat>,
     pub(crate) seccomp: Profile,
     pub(crate) landlock: Option<(Landlock, Compat)>,
+    pub(crate) cgroup: CgroupConfig,
+    pub(crate) cgroups_best_effort: bool,
     /// Work that does not depend on the command, done at the first spawn and kept.
     cache: Arc<Cache>,
     compat: Compat,
@@ -103,6 +106,8 @@ impl Sandbox {
             fs_compat: None,
             seccomp: Profile::default_container(),
             landlock: None,
+            cgroup: CgroupConfig::default(),
+            cgroups_best_effort: false,
             cache: Arc::default(),
             compat: Compat::BestEffort,
         }
@@ -126,6 +131,60 @@ impl Sandbox {
     pub fn landlock(mut self, rules: Landlock) -> Sandbox {
         self.landlock = Some((rules, self.compat));
         self.cache = Arc::default();
+        self
+    }
+
+    /// Limit CPU time with the CFS bandwidth controller, e.g. `Cpu::percent(20)` (20 % of
+    /// one CPU). Like every cgroup limit, it puts the sandbox in a cgroup of its own, created
+    /// below the caller's cgroup and removed when the sandbox ends; killing the sandbox then
+    /// kills every process in that cgroup. Without permission to create it (rootless without
+    /// delegation), `spawn` fails with a hint, unless [`Sandbox::cgroups_best_effort`].
+    pub fn cpu_quota(mut self, cpu: Cpu) -> Sandbox {
+        self.cgroup.cpu = Some(cpu);
+        self
+    }
+
+    /// Relative CPU weight under contention, 1 to 10000 (default 100).
+    pub fn cpu_weight(mut self, weight: u32) -> Sandbox {
+        self.cgroup.cpu_weight = Some(weight);
+        self
+    }
+
+    /// Limit memory (bytes); a sandbox that needs more is OOM-killed
+    /// ([`Outcome::oom_killed`](crate::Outcome::oom_killed)).
+    pub fn memory_limit(mut self, bytes: u64) -> Sandbox {
+        self.cgroup.memory = Some(bytes);
+        self
+    }
+
+    /// Allow this much swap (bytes) on top of the memory limit; 0 forbids swapping.
+    pub fn memory_swap(mut self, bytes: u64) -> Sandbox {
+        self.cgroup.swap = Some(bytes);
+        self
+    }
+
+    /// Limit the number of processes and threads (a fork bomb stops there).
+    pub fn pids_limit(mut self, max: u64) -> Sandbox {
+        self.cgroup.pids = Some(max);
+        self
+    }
+
+    /// Run on these CPUs only, as a kernel CPU list such as `"0-1,3"`.
+    pub fn cpuset(mut self, cpus: impl Into<String>) -> Sandbox {
+        self.cgroup.cpuset = Some(cpus.into());
+        self
+    }
+
+    /// Create the sandbox's cgroup below this cgroup directory instead of the caller's own.
+    pub fn cgroup_parent(mut self, dir: impl AsRef<std::path::Path>) -> Sandbox {
+        self.cgroup.parent = Some(dir.as_ref().into());
+        self
+    }
+
+    /// Run without the cgroup limits when the cgroup cannot be created here (the
+    /// [`Report`](crate::Report) says so), instead of failing.
+    pub fn cgroups_best_effort(mut self) -> Sandbox {
+        self.cgroups_best_effort = true;
         self
     }
 

@@ -392,13 +392,21 @@ static NO_CLONE3: AtomicBool = AtomicBool::new(false);
 /// # Safety
 /// The child must only run async-signal-safe code (it is a copy of a possibly multi-threaded
 /// process) and must end with `execve` or `_exit`.
-unsafe fn clone_pidfd(ns_flags: u64) -> Result<Option<(libc::pid_t, OwnedFd)>, Errno> {
+unsafe fn clone_pidfd(
+    ns_flags: u64,
+    cgroup: Option<RawFd>,
+) -> Result<Option<(libc::pid_t, OwnedFd, bool)>, Errno> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let mut pidfd: libc::c_int = -1;
+    let into_cgroup = cgroup.is_some() && !NO_CLONE3.load(Ordering::Relaxed);
     let rc = if !NO_CLONE3.load(Ordering::Relaxed) {
         let args = CloneArgs {
-            flags: ns_flags | libc::CLONE_PIDFD as u64,
+            flags: ns_flags
+                | libc::CLONE_PIDFD as u64
+                | if into_cgroup { CLONE_INTO_CGROUP } else { 0 },
             pidfd: &mut pidfd as *mut libc::c_int as u64,
             exit_signal: libc::SIGCHLD as u64,
+            cgroup: cgroup.map_or(0, |fd| fd as u64),
             ..Default::default()
         };
         // SAFETY: `args` is a valid clone_args of the size given; no CLONE_VM, so the child
@@ -446,9 +454,9 @@ unsafe fn clone_pidfd(ns_flags: u64) -> Result<Option<(libc::pid_t, OwnedFd)>, E
         return Ok(None);
     }
     // SAFETY: the kernel stored a new pidfd that nobody else owns.
-    Ok(Some((rc as libc::pid_t, unsafe {
-        OwnedFd::from_raw_fd(pidfd)
-    })))
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let born_in_cgroup = into_cgroup && !NO_CLONE3.load(Ordering::Relaxed);
+    Ok(Some((rc as libc::pid_t, pidfd, born_in_cgroup)))
 }
 
 /// Blocks every signal in the calling thread until dropped (so no handler of the parent runs
@@ -533,6 +541,8 @@ struct Prepared {
     seccomp: Option<Arc<crate::seccomp::CompiledProfile>>,
     landlock: Option<Arc<crate::landlock::PreparedLandlock>>,
     landlock_fd: Option<OwnedFd>,
+    cgroup: Option<crate::cgroup::SandboxCgroup>,
+    cgroup_problem: Option<String>,
 }
 
 fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
@@ -638,6 +648,20 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         Net::Join(fd) => Some(dup_above(fd, floor)?),
         _ => None,
     };
+    let (cgroup, cgroup_problem) = if sb.cgroup.is_empty() {
+        (None, None)
+    } else {
+        match crate::cgroup::SandboxCgroup::create(&sb.cgroup) {
+            Ok(c) => (Some(c), None),
+            Err(e)
+                if sb.cgroups_best_effort
+                    && !matches!(e, crate::cgroup::CgroupError::InvalidConfig { .. }) =>
+            {
+                (None, Some(e.to_string()))
+            }
+            Err(e) => return Err(Error::Cgroup(e)),
+        }
+    };
     let seccomp = sb.compiled_seccomp()?;
     if seccomp.as_ref().is_some_and(|c| c.uses_notify()) {
         return Err(Error::Unsupported {
@@ -690,6 +714,8 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         seccomp,
         landlock,
         landlock_fd,
+        cgroup,
+        cgroup_problem,
     })
 }
 
@@ -700,7 +726,7 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
 
     // Clone; if the kernel refuses the namespaces and none is required, once more without.
     let mut refused: Option<Unavailable> = None;
-    let (d, pid, pidfd, status_r) = loop {
+    let (d, pid, pidfd, status_r, born_in_cgroup) = loop {
         let d = decide(sb, host, refused.as_ref())?;
         let (status_r, status_w) = if d.pid_ns {
             let (r, w) = pipe()?;
@@ -755,13 +781,21 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
         let blocked = SignalsBlocked::new();
         // SAFETY: the child runs only `inside::run`, which is async-signal-safe and never
         // returns; `plan` and everything it borrows stay alive in the child's copy.
-        let cloned = unsafe { clone_pidfd(d.flags) };
+        let cloned = unsafe {
+            clone_pidfd(
+                d.flags,
+                prep.cgroup
+                    .as_ref()
+                    .and_then(|c| c.clone_into_fd())
+                    .map(|f| f.as_raw_fd()),
+            )
+        };
         match cloned {
             Ok(None) => crate::inside::run(&plan),
-            Ok(Some((pid, pidfd))) => {
+            Ok(Some((pid, pidfd, born_in_cgroup))) => {
                 drop(blocked);
                 drop(status_w);
-                break (d, pid, pidfd, status_r);
+                break (d, pid, pidfd, status_r, born_in_cgroup);
             }
             Err(e) => {
                 drop(blocked);
@@ -799,6 +833,8 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
         seccomp,
         landlock,
         landlock_fd,
+        cgroup,
+        cgroup_problem,
         ..
     } = prep;
     drop((
@@ -830,6 +866,16 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
         }
     }
 
+    // Into the cgroup before anything of the program runs (v1; v2 without clone3).
+    if let Some(cg) = &cgroup {
+        if !born_in_cgroup {
+            if let Err(e) = cg.attach(pid) {
+                abort_child(&pidfd);
+                return Err(Error::Cgroup(e));
+            }
+        }
+    }
+
     // Release the child, then wait until it has executed the program (or failed).
     let mut sync_w = std::fs::File::from(sync_w);
     if let Err(e) = sync_w.write_all(&[1]) {
@@ -850,6 +896,17 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
     for (part, e) in landlock.iter().flat_map(|l| l.report()) {
         report.push(Layer::Landlock(*part), e.clone());
     }
+    if cgroup.is_some() {
+        report.push(Layer::Cgroup, Enforcement::Enforced);
+    } else if let Some(reason) = cgroup_problem {
+        report.push(
+            Layer::Cgroup,
+            Enforcement::NotEnforced {
+                reason,
+                hint: "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes)",
+            },
+        );
+    }
     tracing::debug!(pid, "sandbox started");
     Ok(Child::new(
         pid,
@@ -860,6 +917,7 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
         started,
         sb.timeout.map(|t| started + t),
         !d.pid_ns && sb.new_session,
+        cgroup,
     ))
 }
 

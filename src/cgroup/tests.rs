@@ -244,24 +244,61 @@ fn kill_leaves_no_process_even_a_setsid_daemon() {
     let mut sh = gated("(setsid sh -c 'sleep 1000 & exec sleep 1000' &); exec sleep 1000");
     cg.attach(pid(&sh)).expect("attach");
     release(&mut sh);
+    let sessions = |pids: &[libc::pid_t]| -> BTreeSet<libc::pid_t> {
+        pids.iter()
+            .filter_map(|p| nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(*p))).ok())
+            .map(|s| s.as_raw())
+            .collect()
+    };
+    // Wait until the daemon runs: three processes, two sessions.
     let end = Instant::now() + Duration::from_secs(10);
-    let mut seen = procs_of(&cg);
-    while seen.len() < 3 && Instant::now() < end {
+    let (mut seen, mut sids) = (Vec::new(), BTreeSet::new());
+    while (seen.len() < 3 || sids.len() < 2) && Instant::now() < end {
         sleep(Duration::from_millis(10));
         seen = procs_of(&cg);
+        sids = sessions(&seen);
     }
     assert!(seen.len() >= 3, "the daemon did not start: {seen:?}");
-    let sids: BTreeSet<libc::pid_t> = seen
-        .iter()
-        .filter_map(|p| nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(*p))).ok())
-        .map(|s| s.as_raw())
-        .collect();
     assert!(sids.len() >= 2, "no process left the session: {sids:?}");
     cg.kill().expect("kill");
     assert!(procs_of(&cg).is_empty());
     for p in &seen {
         assert!(dead_or_zombie(*p), "process {p} survived");
     }
+    assert!(wait_for(&mut sh, Duration::from_secs(5)).is_some());
+    remove_and_check(cg);
+}
+
+#[test]
+fn v2_kill_without_cgroup_kill_freezes_and_kills() {
+    let Some(_g) = setup("v2_kill_without_cgroup_kill_freezes_and_kills", &[]) else {
+        return;
+    };
+    if !cgroup_info().is_v2() {
+        eprintln!(
+            "SKIPPED v2_kill_without_cgroup_kill_freezes_and_kills: the v2 fallback (this host is v1)"
+        );
+        return;
+    }
+    let cg = SandboxCgroup::create(&CgroupConfig::default()).expect("create");
+    let mut sh = gated("(setsid sh -c 'sleep 1000 & exec sleep 1000' &); exec sleep 1000");
+    cg.attach(pid(&sh)).expect("attach");
+    release(&mut sh);
+    let end = Instant::now() + Duration::from_secs(10);
+    while procs_of(&cg).len() < 3 && Instant::now() < end {
+        sleep(Duration::from_millis(10));
+    }
+    let seen = procs_of(&cg);
+    assert!(seen.len() >= 3, "the daemon did not start: {seen:?}");
+    let Inner::V2(v2) = &cg.inner else {
+        unreachable!()
+    };
+    v2.kill_with(false).expect("kill through the freezer");
+    assert!(procs_of(&cg).is_empty());
+    for p in &seen {
+        assert!(dead_or_zombie(*p), "process {p} survived");
+    }
+    assert_eq!(fs::read(v2.dir(), "cgroup.freeze").unwrap().trim(), "0");
     assert!(wait_for(&mut sh, Duration::from_secs(5)).is_some());
     remove_and_check(cg);
 }
@@ -499,7 +536,7 @@ fn cgroup_parent_is_used() {
 fn v2_controllers_cannot_be_enabled_below_a_cgroup_with_processes() {
     let Some(_g) = setup(
         "v2_controllers_cannot_be_enabled_below_a_cgroup_with_processes",
-        &["cpu"],
+        &["memory"],
     ) else {
         return;
     };
@@ -514,8 +551,10 @@ fn v2_controllers_cannot_be_enabled_below_a_cgroup_with_processes() {
     let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
     stdfs::write(parent.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
     let before = leftovers();
+    // memory is a domain controller; cpu and pids are threaded ones, which the kernel lets a
+    // populated cgroup enable (a prospective thread root), so they would not show the rule.
     let res = SandboxCgroup::create(&CgroupConfig {
-        cpu: Some(Cpu::percent(10)),
+        memory: Some(64 << 20),
         parent: Some(parent.clone()),
         ..Default::default()
     });
@@ -529,7 +568,7 @@ fn v2_controllers_cannot_be_enabled_below_a_cgroup_with_processes() {
     for p in made.iter().rev() {
         fs::remove_tree(p).unwrap();
     }
-    let e = res.expect_err("enabling cpu below a populated cgroup");
+    let e = res.expect_err("enabling memory below a populated cgroup");
     eprintln!("{e}");
     assert_eq!(e.errno(), Some(nix::errno::Errno::EBUSY), "{e:?}");
     assert!(e.to_string().contains("no-internal-process"), "{e}");

@@ -174,11 +174,16 @@ impl V2Cgroup {
     }
 
     pub(crate) fn kill(&self) -> Result<(), CgroupError> {
+        self.kill_with(self.dir.join("cgroup.kill").exists())
+    }
+
+    /// [`kill`](Self::kill), with `cgroup.kill` or (as before Linux 5.14) without it.
+    pub(crate) fn kill_with(&self, kill_file: bool) -> Result<(), CgroupError> {
         let deadline = Instant::now() + KILL_TIMEOUT;
         if fs::procs_recursive(&self.dir)?.is_empty() {
             return Ok(());
         }
-        if self.dir.join("cgroup.kill").exists() {
+        if kill_file {
             // cgroup.kill (5.14+) kills every process of the subtree and keeps new ones out.
             fs::write(&self.dir, "cgroup.kill", "1")?;
             return wait_empty(&[self.dir.as_path()], deadline);

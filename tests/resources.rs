@@ -1,0 +1,191 @@
+//! Resource limits through the `Sandbox` builder: a memory hog is OOM-killed and reported, a
+//! fork bomb stays under its pids limit, a CPU spinner gets its quota, `kill` takes daemons
+//! along, usage comes from the cgroup, and no cgroup directory of ours is left behind.
+//! Needs root on a cgroup v1 host or a delegated subtree on v2 (skipped otherwise, visibly).
+
+mod common;
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::rf;
+use ringfence::{Command, Cpu, Layer, Sandbox, Stdio};
+
+/// The tests of this file run one at a time, so that each can list this process's cgroups.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn can_limit() -> bool {
+    if !common::is_root() {
+        common::skip("creating cgroups here needs root (or a delegated cgroup v2 subtree)");
+        return false;
+    }
+    true
+}
+
+fn sh(script: &str) -> Command {
+    let mut c = Command::new("/bin/sh");
+    c.args(["-c", script]);
+    c
+}
+
+/// Directories named `ringfence-<our pid>-*` anywhere below /sys/fs/cgroup.
+fn our_cgroups() -> Vec<String> {
+    let prefix = format!("ringfence-{}-", std::process::id());
+    let mut found = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) {
+                    found.push(e.path().display().to_string());
+                }
+                if name.starts_with("ringfence-") || dir.components().count() <= 5 {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed_and_reported() {
+    let _g = serial();
+    if !can_limit() {
+        return;
+    }
+    let sb = Sandbox::new().memory_limit(64 << 20).memory_swap(0);
+    // Grows a shell variable past 64 MiB.
+    let out = sb
+        .output(&sh(
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' x); echo survived ${#x}",
+        ))
+        .unwrap();
+    assert!(out.report.is_enforced(Layer::Cgroup), "{}", out.report);
+    assert!(out.oom_killed, "{:?} {:?}", out.status, out.usage);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("survived"));
+    let peak = out.usage.peak_memory.expect("peak memory from the cgroup");
+    assert!(peak <= 64 << 20, "{peak}");
+}
+
+#[test]
+fn a_fork_bomb_stays_under_the_pids_limit() {
+    let _g = serial();
+    if !can_limit() {
+        return;
+    }
+    // Forks sleeping children, reporting each, until the shell cannot fork any more.
+    let sb = Sandbox::new()
+        .pids_limit(32)
+        .timeout(Duration::from_secs(20));
+    let out = sb
+        .output(&sh(
+            "i=0; while [ $i -lt 200 ]; do sleep 5 & i=$((i+1)); echo $i; done",
+        ))
+        .unwrap();
+    let started = String::from_utf8_lossy(&out.stdout).lines().count();
+    // The shell counts as one; it stopped at the limit, with a fork failure.
+    assert!(started < 32, "{started} children started");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .to_lowercase()
+            .contains("fork"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if let Some(peak) = out.usage.pids_peak {
+        assert!(peak <= 32, "{peak}");
+    }
+}
+
+#[test]
+fn cpu_quota_limits_a_spinner() {
+    let _g = serial();
+    if !can_limit() {
+        return;
+    }
+    let sb = Sandbox::new()
+        .cpu_quota(Cpu::percent(20))
+        .timeout(Duration::from_secs(2));
+    let out = sb.output(&sh("while :; do :; done")).unwrap();
+    assert!(out.timed_out);
+    let cpu = out.usage.cgroup_cpu.expect("cgroup CPU time");
+    let per_wall = cpu.as_secs_f64() / out.usage.wall.as_secs_f64();
+    assert!(
+        (0.10..=0.25).contains(&per_wall),
+        "{cpu:?} over {:?}",
+        out.usage.wall
+    );
+}
+
+#[test]
+fn kill_takes_a_daemon_along_without_a_pid_namespace() {
+    let _g = serial();
+    if !can_limit() {
+        return;
+    }
+    // No pid namespace: only the cgroup knows about the setsid, double-forked daemon.
+    let sb = Sandbox::new().pids_limit(64);
+    let mut child = sb
+        .spawn(
+            sh(&format!(
+                "{} daemon 30; sleep 30",
+                common::inspect().display()
+            ))
+            .stdout(Stdio::piped()),
+        )
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let daemon: i32 = line.trim().trim_start_matches("daemon=").parse().unwrap();
+    assert!(common::alive(daemon));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for _ in 0..100 {
+        if !common::alive(daemon) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!common::alive(daemon), "the daemon survived kill()");
+}
+
+#[test]
+fn no_cgroup_is_left_behind() {
+    let _g = serial();
+    if !can_limit() {
+        return;
+    }
+    let sb = Sandbox::new().pids_limit(16).memory_limit(64 << 20);
+    for _ in 0..5 {
+        let out = sb.output(&rf(&["sleep", "0"])).unwrap();
+        assert!(out.success());
+    }
+    // Dropped without waiting.
+    drop(sb.spawn(&rf(&["sleep", "30"])).unwrap());
+    assert!(our_cgroups().is_empty(), "{:?}", our_cgroups());
+}
+
+#[test]
+fn an_impossible_limit_is_refused_before_anything_starts() {
+    let _g = serial();
+    let e = Sandbox::new()
+        .memory_limit(4096)
+        .spawn(&sh("true"))
+        .expect_err("4 KiB of memory is below the minimum");
+    assert!(e.to_string().contains("memory"), "{e}");
+    let e = Sandbox::new()
+        .cpuset("999")
+        .spawn(&sh("true"))
+        .expect_err("no CPU 999 here");
+    assert!(e.to_string().contains("999"), "{e}");
+    assert!(our_cgroups().is_empty(), "{:?}", our_cgroups());
+}
