@@ -123,7 +123,7 @@ fn attacks() {
             0
         }
     };
-    let tiocsti_high = (libc::TIOCSTI as u64) | 0xffff_ffff_0000_0000;
+    let tiocsti_high: u64 = libc::TIOCSTI | 0xffff_ffff_0000_0000;
     let c = b'x';
     // SAFETY: every call gets null or invalid pointers and no-op arguments.
     let results: Vec<(&str, i32)> = unsafe {
