@@ -244,6 +244,23 @@ impl Sandbox {
             .mount_dev()
     }
 
+    fn bind(
+        self,
+        src: &std::path::Path,
+        dst: &std::path::Path,
+        write: bool,
+        dev: bool,
+        optional: bool,
+    ) -> Sandbox {
+        self.with_fs(FsOp::Bind {
+            src: src.into(),
+            dst: dst.into(),
+            write,
+            dev,
+            optional,
+        })
+    }
+
     fn with_fs(mut self, op: FsOp) -> Sandbox {
         self.fs.ops.push(op);
         self.fs_touched()
@@ -264,13 +281,7 @@ impl Sandbox {
         src: impl AsRef<std::path::Path>,
         dst: impl AsRef<std::path::Path>,
     ) -> Sandbox {
-        self.with_fs(FsOp::Bind {
-            src: src.as_ref().into(),
-            dst: dst.as_ref().into(),
-            write: false,
-            dev: false,
-            optional: false,
-        })
+        self.bind(src.as_ref(), dst.as_ref(), false, false, false)
     }
 
     /// Bind the host path `src` read-write at `dst` (nosuid, nodev).
@@ -279,13 +290,7 @@ impl Sandbox {
         src: impl AsRef<std::path::Path>,
         dst: impl AsRef<std::path::Path>,
     ) -> Sandbox {
-        self.with_fs(FsOp::Bind {
-            src: src.as_ref().into(),
-            dst: dst.as_ref().into(),
-            write: true,
-            dev: false,
-            optional: false,
-        })
+        self.bind(src.as_ref(), dst.as_ref(), true, false, false)
     }
 
     /// Like [`Sandbox::bind_ro`], but skipped when `src` does not exist (bubblewrap's
@@ -295,13 +300,7 @@ impl Sandbox {
         src: impl AsRef<std::path::Path>,
         dst: impl AsRef<std::path::Path>,
     ) -> Sandbox {
-        self.with_fs(FsOp::Bind {
-            src: src.as_ref().into(),
-            dst: dst.as_ref().into(),
-            write: false,
-            dev: false,
-            optional: true,
-        })
+        self.bind(src.as_ref(), dst.as_ref(), false, false, true)
     }
 
     /// Bind device nodes from `src` read-write at `dst`, keeping them usable (no `nodev`).
@@ -310,13 +309,7 @@ impl Sandbox {
         src: impl AsRef<std::path::Path>,
         dst: impl AsRef<std::path::Path>,
     ) -> Sandbox {
-        self.with_fs(FsOp::Bind {
-            src: src.as_ref().into(),
-            dst: dst.as_ref().into(),
-            write: true,
-            dev: true,
-            optional: false,
-        })
+        self.bind(src.as_ref(), dst.as_ref(), true, true, false)
     }
 
     /// The host's system directories read-only, as [`Sandbox::isolated`] has them.

@@ -187,7 +187,7 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
                         },
                     );
                 }
-                skip_dependents(sb, &mut d.report, "its namespace is not available");
+                push_dependents(sb, &mut d.report, false, false, false);
                 return Ok(d);
             }
             None => {
@@ -216,7 +216,7 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
                 },
             );
         }
-        skip_dependents(sb, &mut d.report, "its namespace is not available");
+        push_dependents(sb, &mut d.report, false, false, false);
         return Ok(d);
     }
 
@@ -255,77 +255,52 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
         }
         d.report.push(Layer::Namespace(ns), Enforcement::Enforced);
     }
-    if !sb.fs.is_empty() {
-        d.fs = d.mount_ns;
-        d.report.push(
-            Layer::Filesystem,
-            if d.fs {
-                Enforcement::Enforced
-            } else {
-                Enforcement::NotEnforced {
-                    reason: "the mount namespace is not available; the program sees the host's filesystem".into(),
-                    hint: "see the mount namespace entry",
-                }
-            },
-        );
-    }
+    d.fs = !sb.fs.is_empty() && d.mount_ns;
     d.hostname = sb.hostname.is_some() && d.report.is_enforced(Layer::Namespace(Namespace::Uts));
     d.lo_up = d.report.is_enforced(Layer::Namespace(Namespace::Net));
-    if sb.hostname.is_some() {
-        d.report.push(
-            Layer::Hostname,
-            if d.hostname {
-                Enforcement::Enforced
-            } else {
-                Enforcement::NotEnforced {
-                    reason: "the UTS namespace is not available; the host's hostname is left alone"
-                        .into(),
-                    hint: "see the UTS namespace entry",
-                }
-            },
-        );
-    }
-    if sb.time_offsets.is_some() {
-        d.report.push(
-            Layer::TimeOffsets,
-            if d.time_ns {
-                Enforcement::Enforced
-            } else {
-                Enforcement::NotEnforced {
-                    reason: "the time namespace is not available".into(),
-                    hint: "see the time namespace entry",
-                }
-            },
-        );
-    }
+    push_dependents(sb, &mut d.report, d.fs, d.hostname, d.time_ns);
     Ok(d)
 }
 
-fn skip_dependents(sb: &Sandbox, report: &mut Report, reason: &str) {
-    if !sb.fs.is_empty() {
-        report.push(
+/// Report the layers that live in a namespace: the filesystem view (mount), the hostname
+/// (uts), the clock offsets (time), each enforced only if its namespace is.
+fn push_dependents(sb: &Sandbox, report: &mut Report, fs: bool, hostname: bool, time: bool) {
+    let entries = [
+        (
+            !sb.fs.is_empty(),
+            fs,
             Layer::Filesystem,
-            Enforcement::NotEnforced {
-                reason: format!("{reason}; the program sees the host's filesystem"),
-                hint: "see the mount namespace entry",
-            },
-        );
-    }
-    if sb.hostname.is_some() {
-        report.push(
+            "the mount namespace is not available; the program sees the host's filesystem",
+            "see the mount namespace entry",
+        ),
+        (
+            sb.hostname.is_some(),
+            hostname,
             Layer::Hostname,
-            Enforcement::NotEnforced {
-                reason: format!("{reason}; the host's hostname is left alone"),
-                hint: "see the UTS namespace entry",
-            },
-        );
-    }
-    if sb.time_offsets.is_some() {
-        report.push(
+            "the UTS namespace is not available; the host's hostname is left alone",
+            "see the UTS namespace entry",
+        ),
+        (
+            sb.time_offsets.is_some(),
+            time,
             Layer::TimeOffsets,
-            Enforcement::NotEnforced {
-                reason: reason.to_owned(),
-                hint: "see the time namespace entry",
+            "the time namespace is not available",
+            "see the time namespace entry",
+        ),
+    ];
+    for (requested, enforced, layer, reason, hint) in entries {
+        if !requested {
+            continue;
+        }
+        report.push(
+            layer,
+            if enforced {
+                Enforcement::Enforced
+            } else {
+                Enforcement::NotEnforced {
+                    reason: reason.into(),
+                    hint,
+                }
             },
         );
     }

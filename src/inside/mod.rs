@@ -261,17 +261,7 @@ fn reset_signal_handlers() -> Result<(), Errno> {
             restorer: 0,
             mask: 0,
         };
-        // SAFETY: raw rt_sigaction reading the current action into a struct on this stack.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                std::ptr::null::<KernelSigaction>(),
-                &mut old,
-                8usize,
-            )
-        };
-        if rc != 0 {
+        if rt_sigaction(sig, None, Some(&mut old)).is_err() {
             continue;
         }
         if old.handler != libc::SIG_DFL {
@@ -288,16 +278,20 @@ fn set_default(sig: libc::c_int) -> Result<(), Errno> {
         restorer: 0,
         mask: 0,
     };
-    // SAFETY: raw rt_sigaction installing SIG_DFL (no restorer needed).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigaction,
-            sig,
-            &dfl,
-            std::ptr::null_mut::<KernelSigaction>(),
-            8usize,
-        )
-    };
+    rt_sigaction(sig, Some(&dfl), None)
+}
+
+/// The raw `rt_sigaction` system call (glibc's wrapper refuses its own internal signals).
+fn rt_sigaction(
+    sig: libc::c_int,
+    new: Option<&KernelSigaction>,
+    old: Option<&mut KernelSigaction>,
+) -> Result<(), Errno> {
+    let new = new.map_or(std::ptr::null(), |n| n as *const KernelSigaction);
+    let old = old.map_or(std::ptr::null_mut(), |o| o as *mut KernelSigaction);
+    // SAFETY: both pointers are null or point to live structs of the kernel's layout; 8 is the
+    // size of the kernel's signal set.
+    let rc = unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, new, old, 8usize) };
     cvt_long(rc).map(drop)
 }
 
