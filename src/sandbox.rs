@@ -188,6 +188,16 @@ impl Sandbox {
         self
     }
 
+    /// Make the Landlock rules required: `spawn` fails (with what this kernel lacks and the
+    /// fix) instead of running with the parts the running kernel can enforce.
+    pub fn landlock_required(mut self) -> Sandbox {
+        if let Some((_, compat)) = &mut self.landlock {
+            *compat = Compat::Required;
+        }
+        self.cache = Arc::default();
+        self
+    }
+
     /// The compiled seccomp profile (compiled at the first spawn), or `None` when unconfined.
     pub(crate) fn compiled_seccomp(&self) -> Result<Option<Arc<CompiledProfile>>> {
         if self.seccomp.is_unconfined() {

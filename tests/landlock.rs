@@ -415,3 +415,55 @@ fn required_fails_when_the_kernel_lacks_a_part() {
         }
     }
 }
+
+fn through_the_sandbox() {
+    if no_landlock() {
+        return;
+    }
+    // The program may read the system and its own directory, nothing else.
+    let dir = std::env::temp_dir().join(format!("ringfence-ll-sandbox-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("allowed"), "yes\n").unwrap();
+    let secret = std::env::temp_dir().join(format!("ringfence-ll-secret-{}", std::process::id()));
+    std::fs::write(&secret, "no\n").unwrap();
+    let rules = Landlock::new()
+        .read_only(
+            ["/usr", "/etc", "/bin", "/lib", "/lib64", "/dev"]
+                .iter()
+                .filter(|p| Path::new(p).exists()),
+        )
+        .read_only([&dir]);
+    let sb = ringfence::Sandbox::new()
+        .landlock(rules)
+        .landlock_required();
+    let mut cmd = ringfence::Command::new("/bin/sh");
+    cmd.arg("-c").arg(format!(
+        "cat {}/allowed; cat {} 2>&1",
+        dir.display(),
+        secret.display()
+    ));
+    let out = sb.output(&cmd).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&secret);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("yes\n"), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+    assert!(!text.contains("no\n"), "{text}");
+    assert!(
+        out.report
+            .is_enforced(ringfence::Layer::Landlock(LandlockPart::Filesystem)),
+        "{}",
+        out.report
+    );
+}
+
+#[test]
+fn rules_given_to_a_sandbox_restrict_its_program() {
+    through_the_sandbox();
+}
+
+rootless_test! {
+    fn rules_given_to_a_sandbox_restrict_its_program_rootless() {
+        through_the_sandbox();
+    }
+}
