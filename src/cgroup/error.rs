@@ -30,7 +30,7 @@ pub enum CgroupError {
     },
 
     /// This host or this caller cannot provide a controller the configuration needs.
-    #[error("cgroup controller {controller} is not available: {reason}; hint: {hint}")]
+    #[error("{} is not available: {reason}; hint: {hint}", subject(controller))]
     Unsupported {
         /// The controller (`"cpu"`, `"memory"`, `"pids"`, `"cpuset"`, ...) or `"cgroup"` for
         /// cgroups as a whole.
@@ -93,6 +93,13 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+}
+
+fn subject(controller: &str) -> String {
+    match controller {
+        "cgroup" => "a cgroup for the sandbox".to_owned(),
+        c => format!("cgroup controller {c}"),
+    }
 }
 
 fn suffix(hint: Option<&'static str>) -> String {

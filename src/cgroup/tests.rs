@@ -686,3 +686,80 @@ fn stale_cgroups_of_a_killed_parent_are_swept() {
     assert_eq!(sweep_dir(&own[0]), std::slice::from_ref(&fake));
     assert!(!fake.exists());
 }
+
+const ROOTLESS_CHILD_ENV: &str = "RINGFENCE_CGROUP_ROOTLESS_CHILD";
+
+/// Not a test on its own: run as uid 65534 by `rootless_without_delegation_is_refused`.
+#[test]
+fn rootless_child() {
+    if std::env::var_os(ROOTLESS_CHILD_ENV).is_none() {
+        return;
+    }
+    let e = SandboxCgroup::create(&CgroupConfig {
+        pids: Some(8),
+        ..Default::default()
+    })
+    .expect_err("creating a cgroup without a delegated one");
+    println!("ERROR {e}");
+    assert!(
+        matches!(e, CgroupError::Unsupported { .. }),
+        "{e:?} is not Unsupported"
+    );
+    assert!(e.hint().is_some_and(|h| h.contains("Delegate=yes")), "{e}");
+}
+
+#[test]
+fn rootless_without_delegation_is_refused() {
+    let Some(_g) = setup("rootless_without_delegation_is_refused", &["pids"]) else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().unwrap();
+    // uid 65534 must be able to run this binary (every directory on the way searchable).
+    let reachable = exe
+        .ancestors()
+        .skip(1)
+        .all(|d| stdfs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+        && stdfs::metadata(&exe).is_ok_and(|m| m.permissions().mode() & 0o005 == 0o005);
+    if !reachable {
+        eprintln!("SKIPPED rootless_without_delegation_is_refused: uid 65534 cannot run {exe:?}");
+        return;
+    }
+    let own_writable_by_nobody = own_dirs(cgroup_info())
+        .iter()
+        .any(|d| stdfs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o002 != 0));
+    if own_writable_by_nobody {
+        eprintln!(
+            "SKIPPED rootless_without_delegation_is_refused: a cgroup here is world-writable"
+        );
+        return;
+    }
+    let out = Command::new(&exe)
+        .args([
+            "--exact",
+            "cgroup::tests::rootless_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROOTLESS_CHILD_ENV, "1")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "{}",
+        stdout
+            .lines()
+            .filter(|l| l.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ERROR "), "{stdout}");
+}
