@@ -1,12 +1,14 @@
 //! Spawn latency: start `/bin/true` and wait for it, with `std::process::Command`, with
-//! ringfence (no namespaces, then pid+uts+ipc+net+cgroup namespaces) and with peer sandboxing
+//! ringfence (no namespaces; pid+uts+ipc+net+cgroup namespaces; `Sandbox::isolated()`'s full
+//! filesystem view; a cgroup with limits; without the seccomp profile) and with peer sandboxing
 //! tools given the same isolation. Everything is in one criterion group (`spawn`), so one run
 //! gives figures that can be compared; `scripts/bench` runs it and prints the ratios.
 //!
 //! The `-128m` benchmarks repeat std and ringfence from a parent holding 128 MiB of heap.
 //!
-//! The namespaced benchmarks need the privilege to create namespaces without a user namespace
-//! (root). Peers that are not on `PATH` are skipped with a message. See docs/BENCHMARKS.md.
+//! The namespaced and cgroup benchmarks need the privilege to create namespaces without a user
+//! namespace and to create cgroups (root). Peers that are not on `PATH` are skipped with a
+//! message. See docs/BENCHMARKS.md.
 
 use std::ffi::OsStr;
 use std::hint::black_box;
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
-use ringfence::{Command, Net, Sandbox};
+use ringfence::{Command, Cpu, Net, Profile, Sandbox};
 
 const TRUE: &str = "/bin/true";
 
@@ -129,6 +131,70 @@ fn bench_ringfence(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, sandbox
     settle(ran);
 }
 
+/// Which of the host's top-level system directories `Sandbox::isolated()` mirrors as symlinks
+/// (merged `/usr`) and which it binds read-only: the same probe as ringfence's, so that the
+/// bwrap command gets the same root on any host.
+fn host_system_args() -> Vec<String> {
+    let mut args = vec!["--ro-bind".into(), "/usr".into(), "/usr".into()];
+    for dir in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let Ok(target) = std::fs::read_link(dir) else {
+                    continue;
+                };
+                args.extend(["--symlink".into(), target.to_string_lossy().into_owned()]);
+                args.push(dir.into());
+            }
+            Ok(m) if m.is_dir() => args.extend(["--ro-bind-try".into(), dir.into(), dir.into()]),
+            _ => {}
+        }
+    }
+    // ringfence's `HOST_ETC`, each bound read-only when present.
+    for name in [
+        "ld.so.cache",
+        "ld.so.conf",
+        "ld.so.conf.d",
+        "alternatives",
+        "passwd",
+        "group",
+        "nsswitch.conf",
+        "localtime",
+        "os-release",
+        "ssl",
+    ] {
+        let p = format!("/etc/{name}");
+        args.extend(["--ro-bind-try".into(), p.clone(), p]);
+    }
+    args
+}
+
+/// bubblewrap with `Sandbox::isolated()`'s view: `namespaces` (flags), the host system
+/// read-only, a private /tmp, its own /proc, a minimal /dev, hostname `sandbox`, the root
+/// made read-only once built (as ringfence does).
+fn bwrap_isolated_args(namespaces: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = namespaces.iter().map(|s| s.to_string()).collect();
+    args.extend(["--new-session", "--die-with-parent"].map(String::from));
+    args.extend(host_system_args());
+    args.extend(
+        [
+            "--size",
+            "67108864",
+            "--tmpfs",
+            "/tmp",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--hostname",
+            "sandbox",
+            "--remount-ro",
+            "/",
+        ]
+        .map(String::from),
+    );
+    args
+}
+
 fn spawn(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn");
     group
@@ -156,6 +222,29 @@ fn spawn(c: &mut Criterion) {
             .net(Net::New),
     );
 
+    // 3b. The cost of the default seccomp profile, installed on every spawn: `ringfence`
+    //     without it.
+    bench_ringfence(
+        &mut group,
+        "ringfence-unconfined",
+        Sandbox::new().seccomp(Profile::unconfined()),
+    );
+
+    // 3c. `ringfence` in a cgroup of its own with three limits (created before the spawn,
+    //     the process attached, removed after the wait).
+    bench_ringfence(
+        &mut group,
+        "ringfence-cgroup",
+        Sandbox::new()
+            .cpu_quota(Cpu::percent(50))
+            .memory_limit(256 << 20)
+            .pids_limit(64),
+    );
+
+    // 3d. The sandbox for untrusted code: every namespace, a new root with the host's system
+    //     directories read-only, private /tmp, own /proc, minimal /dev.
+    bench_ringfence(&mut group, "ringfence-isolated", Sandbox::isolated());
+
     // 4. bubblewrap with the same namespaces. `--dev-bind / /` because bwrap always makes a
     //    mount namespace and needs a root in it: this keeps the host's view, like ringfence
     //    without a mount namespace. As root and without --unshare-user, bwrap runs as it does
@@ -177,6 +266,24 @@ fn spawn(c: &mut Criterion) {
             "--new-session",
         ],
     );
+
+    // 4b. bubblewrap with `Sandbox::isolated()`'s mounts. `--unshare-all` is
+    //     `--unshare-user-try --unshare-ipc --unshare-pid --unshare-net --unshare-uts
+    //     --unshare-cgroup-try`: even as root, bwrap then creates a user namespace (uid 0 mapped
+    //     to 0) wherever the kernel allows one, which ringfence as root does not.
+    //     `bwrap-isolated-nouser` lists the namespaces without it: ringfence's set as root.
+    let args = bwrap_isolated_args(&["--unshare-all"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    bench_peer(&mut group, "bwrap-isolated", "bwrap", &args);
+    let args = bwrap_isolated_args(&[
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    bench_peer(&mut group, "bwrap-isolated-nouser", "bwrap", &args);
 
     // 5. util-linux unshare(1): namespaces only, none of the hygiene.
     bench_peer(
