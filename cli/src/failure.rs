@@ -66,7 +66,12 @@ impl Failure {
 
     /// What the user can do about it, when the library knows.
     pub fn hint(&self) -> Option<&'static str> {
-        self.library().and_then(Error::hint)
+        let e = self.library()?;
+        e.hint().or(match e {
+            Error::Cgroup(c) => c.hint(),
+            Error::Landlock(l) => l.hint(),
+            _ => None,
+        })
     }
 
     /// The message, without the hint (which some library errors append to their `Display`).

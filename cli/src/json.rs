@@ -30,17 +30,22 @@ pub fn report(r: &Report) -> Value {
         .collect()
 }
 
-/// How the sandbox ended; `exit_code` is the CLI's own exit status.
+/// How the sandbox ended; `exit_code` is the CLI's own exit status. The cgroup usage fields
+/// are `null` without cgroup limits or where the kernel does not count them.
 pub fn outcome(o: &Outcome, exit_code: i32) -> Value {
     json!({
         "status": {"code": o.status.code(), "signal": o.status.signal()},
         "exit_code": exit_code,
         "timed_out": o.timed_out,
+        "oom_killed": o.oom_killed,
         "usage": {
             "wall_ms": millis(o.usage.wall),
             "user_cpu_ms": millis(o.usage.user_cpu),
             "sys_cpu_ms": millis(o.usage.sys_cpu),
             "max_rss_bytes": o.usage.max_rss,
+            "cgroup_cpu_ms": o.usage.cgroup_cpu.map(millis),
+            "peak_memory_bytes": o.usage.peak_memory,
+            "pids_peak": o.usage.pids_peak,
         },
         "report": report(&o.report),
     })

@@ -3,14 +3,16 @@
 //! A thin layer over the `ringfence` library: every flag of `ringfence run` maps to one call of
 //! the [`ringfence::Sandbox`] builder or of [`ringfence::Command`].
 
+mod doctor;
 mod failure;
 mod json;
 mod parse;
 mod probe;
+mod profile;
 mod run;
 mod signals;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::failure::EXIT_FAILURE;
 
@@ -34,11 +36,22 @@ enum Subcommand {
     Run(Box<run::RunArgs>),
     /// Show what this host and user can use: namespaces, user namespaces, capabilities.
     Probe(probe::ProbeArgs),
+    // The help text is on `ProfileArgs`.
+    #[allow(missing_docs)]
+    Profile(profile::ProfileArgs),
+    /// Check what this host supports and what a sandbox here gets, with a fix for each
+    /// missing piece.
+    Doctor(doctor::DoctorArgs),
 }
 
 fn main() {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    // Parsed in two steps: `run` needs the matches themselves, which know where each flag was
+    // given (filesystem flags apply in command-line order).
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             // --help and --version print to stdout and succeed; usage errors are ringfence's
             // own errors, reported with 125 like every other (not clap's default 2).
@@ -50,8 +63,15 @@ fn main() {
         }
     };
     let code = match cli.command {
-        Subcommand::Run(args) => run::main(&args),
+        Subcommand::Run(args) => {
+            let run_matches = matches
+                .subcommand_matches("run")
+                .expect("the run subcommand was parsed");
+            run::main(&args, run_matches)
+        }
         Subcommand::Probe(args) => probe::main(&args),
+        Subcommand::Profile(args) => profile::main(&args),
+        Subcommand::Doctor(args) => doctor::main(&args),
     };
     std::process::exit(code);
 }

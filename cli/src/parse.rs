@@ -1,14 +1,20 @@
-//! Parsers for flag values: durations, resource limits, capabilities, umasks, network choices.
+//! Parsers for flag values: durations, resource limits, capabilities, umasks, network choices,
+//! byte sizes, tmpfs mounts, CPU limits, ports and Landlock scopes.
 //!
 //! Each returns a `String` error that clap shows after "invalid value '...' for '--flag'", so
 //! the messages say what was expected rather than repeating the input.
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use ringfence::{Capability, Rlimit};
+use ringfence::{Capability, Cpu, Rlimit, Size};
+
+// For the `[...]` references of the help texts, which are doc comments too.
+#[cfg(doc)]
+use ringfence::Landlock;
 
 /// A duration: a number (decimals allowed) followed by `ms`, `s`, `m`, `h` or `d`; a bare
 /// number is seconds. `0` is allowed (see [`timeout`] for the flag that refuses it).
@@ -191,6 +197,139 @@ pub fn net(s: &OsStr) -> Result<NetArg, String> {
                 .into(),
         ),
     }
+}
+
+/// A byte size: a number with an optional suffix K, M, G or T (powers of 1024; `KiB`, `MB`
+/// and lower case are accepted too), e.g. `64M`, `1G`, `4096`. `0` is allowed.
+pub fn size(s: &str) -> Result<u64, String> {
+    const EXPECTED: &str =
+        "expected a number of bytes with an optional K, M, G or T suffix (e.g. 64M, 1G)";
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(split);
+    if digits.is_empty() {
+        return Err(EXPECTED.into());
+    }
+    let lower = suffix.to_ascii_lowercase();
+    let unit = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("unknown unit {suffix:?}: {EXPECTED}")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{digits:?} is too large"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// The default size of `--tmpfs` without `:SIZE`.
+pub const DEFAULT_TMPFS: Size = Size::mib(64);
+
+/// One `--tmpfs` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TmpfsArg {
+    /// Where, inside the sandbox.
+    pub dst: PathBuf,
+    /// Its size limit.
+    pub size: Size,
+}
+
+/// `DST[:SIZE]`, e.g. `/tmp` (64 MiB) or `/tmp:1G`. The size is whatever follows the last `:`,
+/// so a destination containing `:` needs an explicit size.
+pub fn tmpfs(s: &OsStr) -> Result<TmpfsArg, String> {
+    let bytes = s.as_encoded_bytes();
+    let (dst, size_text) = match bytes.iter().rposition(|&b| b == b':') {
+        Some(i) => {
+            let text = std::str::from_utf8(&bytes[i + 1..])
+                .map_err(|_| "the size after `:` is not text".to_owned())?;
+            (&bytes[..i], Some(text))
+        }
+        None => (bytes, None),
+    };
+    if dst.first() != Some(&b'/') {
+        return Err(
+            "expected an absolute path inside the sandbox, DST[:SIZE], e.g. /tmp:64M".into(),
+        );
+    }
+    let size = match size_text {
+        None => DEFAULT_TMPFS,
+        Some(t) => Size::bytes(
+            size(t)
+                .and_then(|n| {
+                    if n == 0 {
+                        Err("a tmpfs size must be above 0".into())
+                    } else {
+                        Ok(n)
+                    }
+                })
+                .map_err(|e| format!("invalid size {t:?}: {e}"))?,
+        ),
+    };
+    Ok(TmpfsArg {
+        dst: PathBuf::from(OsStr::from_bytes(dst)),
+        size,
+    })
+}
+
+/// A CPU limit: `20%` of one CPU (`250%` is two and a half CPUs), a number of CPUs such as
+/// `0.5` or `2`, or `QUOTA/PERIOD` durations such as `50ms/100ms`.
+pub fn cpu(s: &str) -> Result<Cpu, String> {
+    const EXPECTED: &str = "expected a percentage of one CPU (20%), a number of CPUs (0.5) or QUOTA/PERIOD (50ms/100ms)";
+    let t = s.trim();
+    let cpu = if let Some((q, p)) = t.split_once('/') {
+        let quota = duration(q).map_err(|e| format!("invalid quota {q:?}: {e}"))?;
+        let period = duration(p).map_err(|e| format!("invalid period {p:?}: {e}"))?;
+        if period.is_zero() {
+            return Err("the period must be longer than 0".into());
+        }
+        Cpu::quota(quota, period)
+    } else {
+        let (number, per_cpu) = match t.strip_suffix('%') {
+            Some(n) => (n.trim(), 100.0),
+            None => (t, 1.0),
+        };
+        let value: f64 = number
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| EXPECTED.to_owned())?;
+        let cpus = value / per_cpu;
+        if cpus > 1e6 {
+            return Err(format!("{s:?} is too large"));
+        }
+        let period = Cpu::DEFAULT_PERIOD;
+        let quota_us = (cpus * period.as_micros() as f64).round() as u64;
+        Cpu::quota(Duration::from_micros(quota_us), period)
+    };
+    if cpu.quota_us() == 0 {
+        return Err("a CPU limit of 0 would never let the sandbox run".into());
+    }
+    Ok(cpu)
+}
+
+/// A TCP port, 0 to 65535.
+pub fn port(s: &str) -> Result<u16, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "expected a TCP port number from 0 to 65535".into())
+}
+
+/// What `--landlock-scope` restricts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScopeArg {
+    /// Signals to processes outside the sandbox [Landlock::scope_signals].
+    Signals,
+    /// Connections to abstract unix sockets outside the sandbox
+    /// [Landlock::scope_abstract_unix].
+    AbstractUnix,
 }
 
 #[cfg(test)]

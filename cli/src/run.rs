@@ -4,21 +4,26 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use clap::ArgAction;
-use ringfence::{Capability, Command, Compat, Net, Outcome, Sandbox, TimeOffsets, UserNs};
+use clap::{ArgAction, ArgMatches};
+use ringfence::{
+    Capability, Command, Compat, Cpu, Landlock, Net, Outcome, Sandbox, TimeOffsets, UserNs,
+};
 
 use crate::failure::{EXIT_FAILURE, EXIT_TIMEOUT, Failure};
-use crate::parse::{self, NetArg, RlimitArg};
+use crate::parse::{self, NetArg, RlimitArg, ScopeArg, TmpfsArg};
 use crate::signals;
 
 const NS: &str = "Namespaces";
 const IDENTITY: &str = "Identity and limits";
 const ENV: &str = "Environment";
 const PROCESS: &str = "Process";
+const FS: &str = "Filesystem (applied in command-line order, like bwrap)";
+const SECURITY: &str = "Seccomp and Landlock";
+const RESOURCES: &str = "Resources (cgroups)";
 const OUTPUT: &str = "Output";
 
 /// Flags of `ringfence run`.
@@ -41,7 +46,8 @@ Put `--` before the command.",
     after_help = "\
 Exit status:
   N        the command's exit status
-  128+N    the command was killed by signal N
+  128+N    the command was killed by signal N; 137 (128+SIGKILL) also when the kernel's OOM
+           killer ended it at its --memory limit (--json then says \"oom_killed\": true)
   124      the command ran past --timeout and was killed (like timeout(1))
   125      an error of ringfence itself: bad flags, setup failure (like env(1), docker run)
   126      the command was found but could not be executed
@@ -49,7 +55,10 @@ Exit status:
 
 Examples:
   ringfence run --unshare-all --hostname box -- sh -c 'hostname; id'
-  ringfence run --net none --timeout 10s --rlimit as=1G --json out.json -- ./untrusted"
+  ringfence run --net none --timeout 10s --rlimit as=1G --json out.json -- ./untrusted
+  ringfence run --isolated --ro-bind ./src /src --tmpfs /out:256M --chdir /src -- make
+  ringfence run --isolated --cpu 50% --memory 512M --pids 64 --seccomp strict -- ./plugin
+  ringfence run --landlock-ro /usr --landlock-ro /lib --landlock-rw ./work -- ./tool"
 )]
 pub struct RunArgs {
     /// New user namespace, mapping your uid and gid to themselves [Sandbox::user_ns(UserNs::current())].
@@ -164,8 +173,152 @@ pub struct RunArgs {
     #[arg(long, value_name = "KEY", action = ArgAction::Append, help_heading = ENV)]
     unsetenv: Vec<OsString>,
 
-    /// The command's working directory inside the sandbox (by default ringfence's)
-    /// [Command::current_dir].
+    /// Start from the isolated preset [Sandbox::isolated()]: every namespace (network with
+    /// only `lo`, hostname `sandbox`), a new root with the host's /usr, /bin, /sbin, /lib* and
+    /// the parts of /etc programs need (read-only), a private 64M /tmp, a /proc of its own, a
+    /// minimal /dev. Other flags add to it. The working directory is / unless --chdir says
+    /// otherwise.
+    #[arg(long, help_heading = FS)]
+    isolated: bool,
+
+    /// Bind the host path SRC read-only at DST [Sandbox::bind_ro]. Any filesystem flag gives
+    /// the sandbox a new, empty root in a new mount namespace: only what is bound or mounted
+    /// into it is visible.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = ArgAction::Append, help_heading = FS)]
+    ro_bind: Vec<PathBuf>,
+
+    /// Like --ro-bind, but skipped when SRC does not exist [Sandbox::bind_ro_try].
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = ArgAction::Append, help_heading = FS)]
+    ro_bind_try: Vec<PathBuf>,
+
+    /// Bind the host path SRC read-write at DST (nosuid, nodev) [Sandbox::bind_rw].
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = ArgAction::Append, help_heading = FS)]
+    bind: Vec<PathBuf>,
+
+    /// Bind SRC read-write at DST with its device nodes usable (no nodev) [Sandbox::bind_dev].
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = ArgAction::Append, help_heading = FS)]
+    dev_bind: Vec<PathBuf>,
+
+    /// A private tmpfs at DST of at most SIZE bytes (default 64M; K, M, G, T suffixes), e.g.
+    /// `/tmp:1G` [Sandbox::mount_tmpfs].
+    #[arg(long, value_name = "DST[:SIZE]", value_parser = |s: &str| parse::tmpfs(OsStr::new(s)), action = ArgAction::Append, help_heading = FS)]
+    tmpfs: Vec<TmpfsArg>,
+
+    /// A /proc of the sandbox's own pid namespace, with the usual files masked and /proc/sys
+    /// read-only; implies --unshare-pid [Sandbox::mount_proc].
+    #[arg(long, help_heading = FS)]
+    proc: bool,
+
+    /// A minimal /dev: null, zero, full, random, urandom, tty, a private devpts and shm
+    /// [Sandbox::mount_dev].
+    #[arg(long, help_heading = FS)]
+    dev: bool,
+
+    /// Create a directory (and its parents) [Sandbox::mkdir].
+    #[arg(long, value_name = "DST", action = ArgAction::Append, help_heading = FS)]
+    dir: Vec<PathBuf>,
+
+    /// Create the symlink LINK pointing to TARGET [Sandbox::symlink].
+    #[arg(long, num_args = 2, value_names = ["TARGET", "LINK"], action = ArgAction::Append, help_heading = FS)]
+    symlink: Vec<PathBuf>,
+
+    /// Create the file DST holding CONTENT (mode 0644; keep it small) [Sandbox::write_file].
+    #[arg(long, num_args = 2, value_names = ["DST", "CONTENT"], action = ArgAction::Append, help_heading = FS)]
+    write_file: Vec<OsString>,
+
+    /// The host's system directories read-only, as --isolated has them: /usr, /bin, /sbin,
+    /// /lib*, and the parts of /etc dynamically linked programs need [Sandbox::host_system_ro].
+    #[arg(long, help_heading = FS)]
+    host_system: bool,
+
+    /// Use the host directory DIR as the root, read-only [Sandbox::rootfs]. Not ordered: the
+    /// other filesystem flags apply on top of it.
+    #[arg(long, value_name = "DIR", conflicts_with = "overlay", help_heading = FS)]
+    rootfs: Option<PathBuf>,
+
+    /// Use overlay layers as the root, as container images run: the `:`-separated LOWERS are
+    /// read-only (the first is the top one), every change lands in UPPER, WORK is overlay's
+    /// scratch directory on the same filesystem as UPPER [Sandbox::rootfs_layers]. Not ordered,
+    /// like --rootfs.
+    #[arg(long, num_args = 3, value_names = ["LOWER[:LOWER...]", "UPPER", "WORK"], help_heading = FS)]
+    overlay: Option<Vec<PathBuf>>,
+
+    /// The seccomp profile: `default` (the default: closes what namespaces leave open, e.g.
+    /// clock setting, keyring, modules, mounts, new namespaces, ptrace), `strict` (a short
+    /// allow-list for computing on stdin, stdout and files), `unconfined` (no filter at all),
+    /// or the path of an OCI / Docker JSON profile (./default for a file called `default`)
+    /// [Sandbox::seccomp(Profile::default_container() | strict() | unconfined() |
+    /// from_oci_json(..))]. See `ringfence profile show`.
+    #[arg(long, value_name = "default|strict|unconfined|PATH", help_heading = SECURITY)]
+    seccomp: Option<OsString>,
+
+    /// Landlock: allow reading and executing beneath PATH; repeatable. Any --landlock-ro or
+    /// --landlock-rw denies every other file access [Landlock::read_only]. Rules follow the
+    /// host's inodes: a host directory bound into the sandbox is covered, a tmpfs, proc or dev
+    /// mounted inside is not (so it is denied).
+    #[arg(long, value_name = "PATH", action = ArgAction::Append, help_heading = SECURITY)]
+    landlock_ro: Vec<PathBuf>,
+
+    /// Landlock: allow every file access beneath PATH; repeatable [Landlock::read_write].
+    #[arg(long, value_name = "PATH", action = ArgAction::Append, help_heading = SECURITY)]
+    landlock_rw: Vec<PathBuf>,
+
+    /// Landlock: allow TCP connections to PORT; repeatable. Any TCP rule denies every other
+    /// TCP connect and bind (Linux >= 6.7) [Landlock::connect_tcp].
+    #[arg(long, value_name = "PORT", value_parser = parse::port, action = ArgAction::Append, help_heading = SECURITY)]
+    landlock_connect: Vec<u16>,
+
+    /// Landlock: allow binding TCP sockets to PORT; repeatable [Landlock::bind_tcp].
+    #[arg(long, value_name = "PORT", value_parser = parse::port, action = ArgAction::Append, help_heading = SECURITY)]
+    landlock_bind: Vec<u16>,
+
+    /// Landlock: deny signals to processes outside the sandbox (`signals`), or connections to
+    /// abstract unix sockets outside it (`abstract-unix`); repeatable (Linux >= 6.12)
+    /// [Landlock::scope_signals | scope_abstract_unix].
+    #[arg(long, value_name = "SCOPE", value_enum, action = ArgAction::Append, help_heading = SECURITY)]
+    landlock_scope: Vec<ScopeArg>,
+
+    /// CPU bandwidth: a percentage of one CPU (`20%`; `250%` is two and a half CPUs), a number
+    /// of CPUs (`0.5`), or QUOTA/PERIOD (`50ms/100ms`) [Sandbox::cpu_quota(Cpu)].
+    #[arg(long, value_name = "LIMIT", value_parser = parse::cpu, help_heading = RESOURCES)]
+    cpu: Option<Cpu>,
+
+    /// Relative CPU weight under contention, 1 to 10000 (default 100) [Sandbox::cpu_weight].
+    #[arg(long, value_name = "N", help_heading = RESOURCES)]
+    cpu_weight: Option<u32>,
+
+    /// Memory limit, e.g. `256M` (K, M, G, T suffixes; at least 1M). A sandbox that needs more
+    /// is OOM-killed: it exits with 137 (128 + SIGKILL) and --json says `"oom_killed": true`
+    /// [Sandbox::memory_limit].
+    #[arg(long, value_name = "SIZE", value_parser = parse::size, help_heading = RESOURCES)]
+    memory: Option<u64>,
+
+    /// Swap allowed on top of --memory (which it needs); `0` forbids swapping
+    /// [Sandbox::memory_swap].
+    #[arg(long, value_name = "0|SIZE", value_parser = parse::size, help_heading = RESOURCES)]
+    swap: Option<u64>,
+
+    /// Most processes and threads at once, e.g. 64 (a fork bomb stops there; with a pid
+    /// namespace the init counts too) [Sandbox::pids_limit].
+    #[arg(long, value_name = "N", help_heading = RESOURCES)]
+    pids: Option<u64>,
+
+    /// Run on these CPUs only, as a CPU list such as `0-1,3` [Sandbox::cpuset].
+    #[arg(long, value_name = "CPUS", help_heading = RESOURCES)]
+    cpuset: Option<String>,
+
+    /// Create the sandbox's cgroup below this cgroup directory instead of ringfence's own,
+    /// e.g. /sys/fs/cgroup/ci.slice [Sandbox::cgroup_parent].
+    #[arg(long, value_name = "DIR", help_heading = RESOURCES)]
+    cgroup_parent: Option<PathBuf>,
+
+    /// Run without the cgroup limits (with a warning) when this user cannot create a cgroup,
+    /// instead of failing [Sandbox::cgroups_best_effort].
+    #[arg(long, help_heading = RESOURCES)]
+    cgroups_best_effort: bool,
+
+    /// The command's working directory inside the sandbox (by default ringfence's, or / with
+    /// a filesystem flag) [Command::current_dir].
     #[arg(long, value_name = "DIR", help_heading = PROCESS)]
     chdir: Option<PathBuf>,
 
@@ -190,7 +343,8 @@ pub struct RunArgs {
     require: bool,
 
     /// After the run, write the outcome as one line of JSON to stderr, or to FILE: status,
-    /// exit_code, timed_out, usage (wall/user/sys ms, max RSS) and the enforcement report; on
+    /// exit_code, timed_out, oom_killed, usage (wall/user/sys ms, max RSS; with cgroup limits
+    /// cgroup_cpu_ms, peak_memory_bytes, pids_peak, else null) and the enforcement report; on
     /// failure {"error": {message, stage, errno, hint}}.
     #[arg(long, value_name = "FILE", num_args = 0..=1, help_heading = OUTPUT)]
     json: Option<Option<PathBuf>>,
@@ -238,8 +392,9 @@ impl JsonSink {
     }
 }
 
-/// Run `ringfence run`; returns the exit status.
-pub fn main(args: &RunArgs) -> i32 {
+/// Run `ringfence run`; returns the exit status. `matches` are the parsed flags of `run`,
+/// which know the order in which the filesystem flags were given.
+pub fn main(args: &RunArgs, matches: &ArgMatches) -> i32 {
     let mut sink = match args.json.as_ref().map(JsonSink::open).transpose() {
         Ok(sink) => sink,
         Err(f) => {
@@ -247,7 +402,7 @@ pub fn main(args: &RunArgs) -> i32 {
             return f.exit_code();
         }
     };
-    let (doc, code) = match run(args) {
+    let (doc, code) = match run(args, matches) {
         Ok(outcome) => {
             let code = exit_code(&outcome);
             (crate::json::outcome(&outcome, code), code)
@@ -276,8 +431,8 @@ fn exit_code(o: &Outcome) -> i32 {
 }
 
 /// Spawn the sandbox, forward signals to it, wait for it.
-fn run(args: &RunArgs) -> Result<Outcome, Failure> {
-    let sandbox = sandbox(args)?;
+fn run(args: &RunArgs, matches: &ArgMatches) -> Result<Outcome, Failure> {
+    let sandbox = sandbox(args, matches)?;
     let command = command(args)?;
     // Before the spawn, while this is the only thread: see `signals`.
     signals::block().context("cannot block the signals to forward")?;
@@ -298,10 +453,19 @@ fn run(args: &RunArgs) -> Result<Outcome, Failure> {
 }
 
 /// The sandbox the flags describe.
-fn sandbox(a: &RunArgs) -> Result<Sandbox, Failure> {
-    let mut sb = Sandbox::new();
+fn sandbox(a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Failure> {
+    let mut sb = if a.isolated {
+        Sandbox::isolated()
+    } else {
+        Sandbox::new()
+    };
     if a.require {
         sb = sb.compat(Compat::Required);
+        if a.isolated {
+            // `isolated()` added its layers best effort: asking again at the stricter level
+            // makes them required (the filesystem view needs the mount namespace).
+            sb = sb.unshare_all().mount_ns().hostname("sandbox");
+        }
     }
     if a.unshare_all {
         sb = sb.unshare_all();
@@ -375,7 +539,187 @@ fn sandbox(a: &RunArgs) -> Result<Sandbox, Failure> {
     if a.no_die_with_parent {
         sb = sb.die_with_parent(false);
     }
+    sb = filesystem(sb, a, m)?;
+    if let Some(spec) = &a.seccomp {
+        sb = sb.seccomp(crate::profile::load(spec)?);
+    }
+    if let Some(rules) = landlock(a)? {
+        sb = sb.landlock(rules);
+    }
+    Ok(cgroups(sb, a))
+}
+
+/// One filesystem flag, to be applied in command-line order.
+#[derive(Debug)]
+enum FsArg<'a> {
+    RoBind(&'a Path, &'a Path),
+    RoBindTry(&'a Path, &'a Path),
+    Bind(&'a Path, &'a Path),
+    DevBind(&'a Path, &'a Path),
+    Tmpfs(&'a TmpfsArg),
+    Proc,
+    Dev,
+    Dir(&'a Path),
+    Symlink(&'a Path, &'a Path),
+    WriteFile(&'a Path, &'a OsStr),
+    HostSystem,
+}
+
+/// The position on the command line of each occurrence of the flag `id` that takes `per`
+/// values (the position of its first value; of the flag itself for a flag without values).
+fn positions(m: &ArgMatches, id: &str, per: usize) -> Vec<usize> {
+    m.indices_of(id)
+        .map(|i| i.step_by(per.max(1)).collect())
+        .unwrap_or_default()
+}
+
+/// The filesystem flags in the order they were given. clap groups values by flag, so the
+/// order comes from the positions clap recorded for them.
+fn fs_args<'a>(a: &'a RunArgs, m: &ArgMatches) -> Vec<FsArg<'a>> {
+    let mut ops: Vec<(usize, FsArg<'a>)> = Vec::new();
+    let mut pairs = |id: &str, values: &'a [PathBuf], make: fn(&'a Path, &'a Path) -> FsArg<'a>| {
+        let at = positions(m, id, 2);
+        for (i, pair) in at.into_iter().zip(values.chunks_exact(2)) {
+            ops.push((i, make(&pair[0], &pair[1])));
+        }
+    };
+    pairs("ro_bind", &a.ro_bind, FsArg::RoBind);
+    pairs("ro_bind_try", &a.ro_bind_try, FsArg::RoBindTry);
+    pairs("bind", &a.bind, FsArg::Bind);
+    pairs("dev_bind", &a.dev_bind, FsArg::DevBind);
+    pairs("symlink", &a.symlink, FsArg::Symlink);
+    for (i, t) in positions(m, "tmpfs", 1).into_iter().zip(&a.tmpfs) {
+        ops.push((i, FsArg::Tmpfs(t)));
+    }
+    for (i, d) in positions(m, "dir", 1).into_iter().zip(&a.dir) {
+        ops.push((i, FsArg::Dir(d)));
+    }
+    for (i, pair) in positions(m, "write_file", 2)
+        .into_iter()
+        .zip(a.write_file.chunks_exact(2))
+    {
+        ops.push((i, FsArg::WriteFile(Path::new(&pair[0]), &pair[1])));
+    }
+    for (id, on, op) in [
+        ("proc", a.proc, FsArg::Proc),
+        ("dev", a.dev, FsArg::Dev),
+        ("host_system", a.host_system, FsArg::HostSystem),
+    ] {
+        if on {
+            ops.push((m.index_of(id).unwrap_or(usize::MAX), op));
+        }
+    }
+    ops.sort_by_key(|(i, _)| *i);
+    ops.into_iter().map(|(_, op)| op).collect()
+}
+
+/// Add the filesystem flags: the root (--rootfs, --overlay), then the steps in command-line
+/// order.
+fn filesystem(mut sb: Sandbox, a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Failure> {
+    if let Some(dir) = &a.rootfs {
+        sb = sb.rootfs(dir);
+    }
+    if let Some(layers) = &a.overlay {
+        let [lowers, upper, work] = layers.as_slice() else {
+            return Err(
+                anyhow!("--overlay takes three values: LOWER[:LOWER...] UPPER WORK").into(),
+            );
+        };
+        let lowers: Vec<PathBuf> = lowers
+            .as_os_str()
+            .as_bytes()
+            .split(|&b| b == b':')
+            .map(|l| PathBuf::from(OsStr::from_bytes(l)))
+            .collect();
+        if lowers.iter().any(|l| l.as_os_str().is_empty()) {
+            return Err(anyhow!(
+                "invalid --overlay lower layers {:?}: expected LOWER[:LOWER...] without empty entries",
+                layers[0].display().to_string()
+            )
+            .into());
+        }
+        sb = sb.rootfs_layers(lowers, upper, work);
+    }
+    for op in fs_args(a, m) {
+        sb = match op {
+            FsArg::RoBind(src, dst) => sb.bind_ro(src, dst),
+            FsArg::RoBindTry(src, dst) => sb.bind_ro_try(src, dst),
+            FsArg::Bind(src, dst) => sb.bind_rw(src, dst),
+            FsArg::DevBind(src, dst) => sb.bind_dev(src, dst),
+            FsArg::Tmpfs(t) => sb.mount_tmpfs(&t.dst, t.size),
+            FsArg::Proc => sb.mount_proc(),
+            FsArg::Dev => sb.mount_dev(),
+            FsArg::Dir(d) => sb.mkdir(d),
+            FsArg::Symlink(target, link) => sb.symlink(target, link),
+            FsArg::WriteFile(dst, content) => sb.write_file(dst, content.as_bytes()),
+            FsArg::HostSystem => sb.host_system_ro(),
+        };
+    }
     Ok(sb)
+}
+
+/// The Landlock rules the flags describe, if any.
+fn landlock(a: &RunArgs) -> Result<Option<Landlock>, Failure> {
+    let paths = !a.landlock_ro.is_empty() || !a.landlock_rw.is_empty();
+    let others = !a.landlock_connect.is_empty()
+        || !a.landlock_bind.is_empty()
+        || !a.landlock_scope.is_empty();
+    if !paths && !others {
+        return Ok(None);
+    }
+    if !paths {
+        // Landlock rules always restrict file access: without a path rule the command could
+        // not even be executed.
+        return Err(anyhow!(
+            "Landlock denies every file access not allowed by --landlock-ro or --landlock-rw, and none was given: add the paths the command needs (e.g. --landlock-ro /usr --landlock-ro /lib), or --landlock-rw / to leave the host's files unrestricted"
+        )
+        .into());
+    }
+    let mut rules = Landlock::new()
+        .read_only(&a.landlock_ro)
+        .read_write(&a.landlock_rw);
+    for port in &a.landlock_connect {
+        rules = rules.connect_tcp(*port);
+    }
+    for port in &a.landlock_bind {
+        rules = rules.bind_tcp(*port);
+    }
+    for scope in &a.landlock_scope {
+        rules = match scope {
+            ScopeArg::Signals => rules.scope_signals(),
+            ScopeArg::AbstractUnix => rules.scope_abstract_unix(),
+        };
+    }
+    Ok(Some(rules))
+}
+
+/// Add the cgroup flags.
+fn cgroups(mut sb: Sandbox, a: &RunArgs) -> Sandbox {
+    if let Some(cpu) = a.cpu {
+        sb = sb.cpu_quota(cpu);
+    }
+    if let Some(w) = a.cpu_weight {
+        sb = sb.cpu_weight(w);
+    }
+    if let Some(bytes) = a.memory {
+        sb = sb.memory_limit(bytes);
+    }
+    if let Some(bytes) = a.swap {
+        sb = sb.memory_swap(bytes);
+    }
+    if let Some(n) = a.pids {
+        sb = sb.pids_limit(n);
+    }
+    if let Some(cpus) = &a.cpuset {
+        sb = sb.cpuset(cpus.as_str());
+    }
+    if let Some(dir) = &a.cgroup_parent {
+        sb = sb.cgroup_parent(dir);
+    }
+    if a.cgroups_best_effort {
+        sb = sb.cgroups_best_effort();
+    }
+    sb
 }
 
 /// The command the flags describe. The environment is built in a fixed order — whole
