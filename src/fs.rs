@@ -181,9 +181,9 @@ pub(crate) enum RootStep {
 pub(crate) struct FsPlan {
     pub root: RootStep,
     pub steps: Vec<Step>,
-    /// One slot per step (and one more for `/dev/null`) where the sandboxed process keeps the
-    /// detached copies of bind sources it makes before leaving the host's mount tree. Sized by
-    /// the parent, so filling them allocates nothing.
+    /// One slot per step where the sandboxed process keeps the detached mounts it makes before
+    /// leaving the host's mount tree (bind sources, new filesystems, /dev/null for masks).
+    /// Sized by the parent, so filling them allocates nothing.
     pub slots: Box<[std::cell::Cell<libc::c_int>]>,
     /// What each step does, for error messages (same order as `steps`).
     pub descriptions: Vec<String>,
@@ -349,7 +349,7 @@ impl FsConfig {
         for op in &self.ops {
             self.prepare_op(op, &mut plan)?;
         }
-        plan.slots = (0..=plan.steps.len())
+        plan.slots = (0..plan.steps.len())
             .map(|_| std::cell::Cell::new(-1))
             .collect();
         Ok(plan)

@@ -433,9 +433,9 @@ fn through_the_sandbox() {
                 .filter(|p| Path::new(p).exists()),
         )
         .read_only([&dir]);
-    let sb = ringfence::Sandbox::new()
-        .landlock(rules)
-        .landlock_required();
+    // Best effort: on kernels with an older ABI (no truncate or ioctl rules) the file rules
+    // still hold; `landlock_required` would refuse to run there.
+    let sb = ringfence::Sandbox::new().landlock(rules);
     let mut cmd = ringfence::Command::new("/bin/sh");
     cmd.arg("-c").arg(format!(
         "cat {}/allowed; cat {} 2>&1",

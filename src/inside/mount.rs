@@ -363,44 +363,37 @@ pub(super) fn setup(p: &FsPlan) -> Result<(), (u32, Errno)> {
 }
 
 fn build(p: &FsPlan) -> Result<(), (u32, Errno)> {
-    let dev_null_slot = p.slots.len().saturating_sub(1);
     for (i, step) in p.steps.iter().enumerate() {
-        let src = match step {
-            Step::Bind { src, .. } => Some(src.as_c_str()),
+        let at = |e| (i as u32, e);
+        match step {
+            Step::Bind { src, .. } => keep(p, i, clone_path(src).map_err(at)?),
             Step::Fs {
                 fstype,
                 options,
                 attrs,
                 ..
-            } => {
-                let mnt = new_fs(fstype, pairs(options), *attrs).map_err(|e| (i as u32, e))?;
-                keep(p, i, mnt);
-                None
-            }
-            Step::Mask { .. } if p.slots.get(dev_null_slot).is_some_and(|s| s.get() < 0) => {
-                // Masked files get a read-only /dev/null (not nodev: it must stay openable).
-                let mnt = clone_path(c"/dev/null").map_err(|e| (i as u32, e))?;
+            } => keep(p, i, new_fs(fstype, pairs(options), *attrs).map_err(at)?),
+            Step::Mask { .. } => {
+                // For a masked file: its own read-only /dev/null (not nodev: it must stay
+                // openable). Each mask needs its own copy: kernels before 6.15 refuse to clone
+                // a detached mount again.
+                let mnt = clone_path(c"/dev/null").map_err(at)?;
                 set_attrs(
                     mnt.0,
                     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
                     false,
                 )
-                .map_err(|e| (i as u32, e))?;
-                keep(p, dev_null_slot, mnt);
-                None
+                .map_err(at)?;
+                keep(p, i, mnt);
             }
-            _ => None,
-        };
-        if let Some(src) = src {
-            let mnt = clone_path(src).map_err(|e| (i as u32, e))?;
-            keep(p, i, mnt);
+            _ => {}
         }
     }
+    init_layer(p)?;
     let root = mount_root(p).map_err(|e| (AT_ROOT, e))?;
     pivot(root.0).map_err(|e| (AT_PIVOT, e))?;
-    let mut staging: Option<Fd> = None;
     for (i, step) in p.steps.iter().enumerate() {
-        apply(root.0, p, i, step, &mut staging).map_err(|e| (i as u32, e))?;
+        apply(root.0, p, i, step).map_err(|e| (i as u32, e))?;
     }
     if let RootStep::Tmpfs = p.root {
         // Nothing more may be written to the root itself; mounts on it keep their own flags.
@@ -412,6 +405,81 @@ fn build(p: &FsPlan) -> Result<(), (u32, Errno)> {
         .map_err(|e| (AT_ROOT, e))?;
     }
     Ok(())
+}
+
+/// The init layer's files: written into a private tmpfs, which is attached over `/tmp` of this
+/// mount namespace just long enough to clone each file out read-only (kernels before 6.15
+/// refuse to clone from a detached mount), then detached again.
+fn init_layer(p: &FsPlan) -> Result<(), (u32, Errno)> {
+    let mut first = None;
+    for (i, step) in p.steps.iter().enumerate() {
+        if let Step::InitFile { .. } = step {
+            first.get_or_insert(i);
+        }
+    }
+    let Some(first) = first else {
+        return Ok(());
+    };
+    let at = |e| (first as u32, e);
+    let stage = new_fs(
+        c"tmpfs",
+        [(c"mode", c"755"), (c"size", c"1m")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    )
+    .map_err(at)?;
+    for step in &p.steps {
+        if let Step::InitFile { name, data, .. } = step {
+            // SAFETY: creates a file in the private staging tmpfs.
+            let fd = Fd(cvt(unsafe {
+                libc::openat(
+                    stage.0,
+                    name.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                )
+            })
+            .map_err(at)?);
+            write_all(fd.0, data).map_err(at)?;
+        }
+    }
+    // SAFETY: opens a static path.
+    let tmp = Fd(cvt(unsafe {
+        libc::open(
+            c"/tmp".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })
+    .map_err(at)?);
+    move_onto(stage.0, tmp.0).map_err(at)?;
+    let mut result = Ok(());
+    for (i, step) in p.steps.iter().enumerate() {
+        if let Step::InitFile { name, .. } = step {
+            let cloned = open_tree(
+                stage.0,
+                name,
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            )
+            .and_then(|mnt| {
+                set_attrs(
+                    mnt.0,
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    false,
+                )?;
+                Ok(mnt)
+            });
+            match cloned {
+                Ok(mnt) => keep(p, i, mnt),
+                Err(e) => {
+                    result = Err((i as u32, e));
+                    break;
+                }
+            }
+        }
+    }
+    // SAFETY: detaches the staging tmpfs just attached over /tmp (the clones keep the files).
+    let rc = unsafe { libc::umount2(c"/tmp".as_ptr(), libc::MNT_DETACH) };
+    result?;
+    cvt(rc).map(drop).map_err(at)
 }
 
 /// Keep a detached mount in slot `i` (taking over its descriptor).
@@ -465,13 +533,7 @@ fn mount_root(p: &FsPlan) -> Result<Fd, Errno> {
     Ok(mnt)
 }
 
-fn apply(
-    root: libc::c_int,
-    p: &FsPlan,
-    index: usize,
-    step: &Step,
-    staging: &mut Option<Fd>,
-) -> Result<(), Errno> {
+fn apply(root: libc::c_int, p: &FsPlan, index: usize, step: &Step) -> Result<(), Errno> {
     match step {
         Step::Bind {
             dst, dir, attrs, ..
@@ -525,38 +587,10 @@ fn apply(
             })?);
             write_all(fd.0, data)
         }
-        Step::InitFile { name, dst, data } => {
-            if staging.is_none() {
-                *staging = Some(new_fs(
-                    c"tmpfs",
-                    [(c"mode", c"755"), (c"size", c"1m")],
-                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                )?);
-            }
-            let stage = staging.as_ref().ok_or(Errno::EINVAL)?;
-            // SAFETY: creates a file in the private staging tmpfs.
-            let fd = Fd(cvt(unsafe {
-                libc::openat(
-                    stage.0,
-                    name.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                    0o644,
-                )
-            })?);
-            write_all(fd.0, data)?;
-            drop(fd);
+        Step::InitFile { dst, .. } => {
+            // Written and cloned read-only in the first phase.
             let target = resolve(root, dst, Create::File)?;
-            let mnt = open_tree(
-                stage.0,
-                name,
-                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-            )?;
-            set_attrs(
-                mnt.0,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                false,
-            )?;
-            move_onto(mnt.0, target.0)
+            move_onto(slot(p, index)?, target.0)
         }
         Step::ReadOnly { dst } => {
             let target = match resolve(root, dst, Create::Nothing) {
@@ -590,10 +624,8 @@ fn apply(
                 )?;
                 move_onto(mnt.0, target.0)
             } else {
-                // The read-only /dev/null cloned before leaving the host's tree; a detached
-                // mount can be attached once, so each masked file gets its own clone of it.
-                let copy = clone_tree(slot(p, p.slots.len().saturating_sub(1))?)?;
-                move_onto(copy.0, target.0)
+                // The read-only /dev/null cloned for this step before leaving the host.
+                move_onto(slot(p, index)?, target.0)
             }
         }
     }
