@@ -414,4 +414,63 @@ mod tests {
         );
         assert!(net(OsStr::new("bogus")).is_err());
     }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("4096"), Ok(4096));
+        assert_eq!(size("64M"), Ok(64 << 20));
+        assert_eq!(size("64m"), Ok(64 << 20));
+        assert_eq!(size("1G"), Ok(1 << 30));
+        assert_eq!(size("2KiB"), Ok(2048));
+        assert_eq!(size("3MB"), Ok(3 << 20));
+        assert_eq!(size("0"), Ok(0));
+        for bad in ["", "M", "1Q", "-1", "1.5G", "99999999999T"] {
+            assert!(size(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tmpfs_values() {
+        let t = tmpfs(OsStr::new("/tmp")).unwrap();
+        assert_eq!((t.dst, t.size), (PathBuf::from("/tmp"), DEFAULT_TMPFS));
+        let t = tmpfs(OsStr::new("/a:b:1M")).unwrap();
+        assert_eq!((t.dst, t.size), (PathBuf::from("/a:b"), Size::mib(1)));
+        assert!(tmpfs(OsStr::new("/x:0")).unwrap_err().contains("above 0"));
+        assert!(tmpfs(OsStr::new("relative")).is_err());
+        assert!(tmpfs(OsStr::new("/x:big")).is_err());
+    }
+
+    #[test]
+    fn cpus() {
+        let c = cpu("20%").unwrap();
+        assert_eq!((c.quota_us(), c.period_us()), (20_000, 100_000));
+        let c = cpu("0.5").unwrap();
+        assert_eq!((c.quota_us(), c.period_us()), (50_000, 100_000));
+        let c = cpu("2").unwrap();
+        assert_eq!((c.quota_us(), c.period_us()), (200_000, 100_000));
+        let c = cpu("12.5%").unwrap();
+        assert_eq!(c.quota_us(), 12_500);
+        let c = cpu("50ms/100ms").unwrap();
+        assert_eq!((c.quota_us(), c.period_us()), (50_000, 100_000));
+        for bad in [
+            "0%",
+            "0",
+            "0ms/100ms",
+            "abc",
+            "-5%",
+            "10ms/0",
+            "%",
+            "inf",
+            "NaN",
+        ] {
+            assert!(cpu(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(port("443"), Ok(443));
+        assert!(port("65536").is_err());
+        assert!(port("http").is_err());
+    }
 }

@@ -446,3 +446,556 @@ fn version_and_help() {
         assert!(help.contains(needle), "--help lacks {needle}");
     }
 }
+
+// ───────────────────────────── filesystem, seccomp, Landlock, cgroups ─────────────────────────────
+
+/// Whether this process is root; the tests below that need it print why they skip otherwise.
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Print why a test does not run here.
+fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// Whether this user may create cgroups with the controller (the test skips otherwise).
+fn cgroup_controller_writable(name: &str) -> bool {
+    ringfence::cgroup::cgroup_info()
+        .controller(name)
+        .is_some_and(|c| c.writable && c.enabled)
+}
+
+fn str_of(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+#[test]
+fn isolated_root_has_only_the_system_directories() {
+    let o = ringfence(&["run", "--isolated", "--", "ls", "/"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let entries: Vec<&str> = out.lines().collect();
+    let allowed = [
+        "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "tmp", "usr",
+    ];
+    for e in &entries {
+        assert!(allowed.contains(e), "unexpected /{e} in {entries:?}");
+    }
+    for needed in ["dev", "etc", "proc", "tmp", "usr"] {
+        assert!(entries.contains(&needed), "no /{needed} in {entries:?}");
+    }
+    // The working directory defaults to the new root.
+    let o = ringfence(&["run", "--isolated", "--", "pwd"]);
+    assert_eq!(stdout(&o), "/\n", "{}", stderr(&o));
+}
+
+#[test]
+fn ro_bind_is_read_only_and_bind_is_writable() {
+    let dir = TempDir::new();
+    std::fs::write(dir.path("f"), "hello\n").unwrap();
+    let src = str_of(&dir.0);
+
+    let o = ringfence(&[
+        "run",
+        "--isolated",
+        "--ro-bind",
+        src,
+        "/data",
+        "--",
+        "sh",
+        "-c",
+        "cat /data/f; echo x > /data/g",
+    ]);
+    assert_ne!(code(&o), 0, "the write succeeded");
+    assert_eq!(stdout(&o), "hello\n", "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path("g").exists());
+
+    let o = ringfence(&[
+        "run",
+        "--isolated",
+        "--bind",
+        src,
+        "/data",
+        "--",
+        "sh",
+        "-c",
+        "echo written > /data/g",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(dir.path("g")).unwrap(), "written\n");
+
+    // --ro-bind-try skips a missing source; --ro-bind refuses it.
+    let missing = dir.path("missing");
+    let o = ringfence(&[
+        "run",
+        "--isolated",
+        "--ro-bind-try",
+        str_of(&missing),
+        "/m",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = ringfence(&[
+        "run",
+        "--isolated",
+        "--ro-bind",
+        str_of(&missing),
+        "/m",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(stderr(&o).contains(str_of(&missing)), "{}", stderr(&o));
+}
+
+#[test]
+fn filesystem_flags_apply_in_command_line_order() {
+    // The directory and file are created in the tmpfs...
+    let o = ringfence(&[
+        "run",
+        "--isolated",
+        "--tmpfs",
+        "/x",
+        "--dir",
+        "/x/y",
+        "--write-file",
+        "/x/f",
+        "data",
+        "--symlink",
+        "/x/f",
+        "/x/link",
+        "--",
+        "sh",
+        "-c",
+        "ls /x; cat /x/link",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "f\nlink\ny\ndata");
+    // ... or hidden by it when it comes later.
+    let o = ringfence(&[
+        "run",
+        "--isolated",
+        "--dir",
+        "/x/y",
+        "--tmpfs",
+        "/x",
+        "--",
+        "ls",
+        "-A",
+        "/x",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn tmpfs_size_limit_is_enforced() {
+    let o = ringfence(&[
+        "run",
+        "--isolated",
+        "--tmpfs",
+        "/t:1M",
+        "--",
+        "sh",
+        "-c",
+        "head -c 2000000 /dev/zero > /t/big",
+    ]);
+    assert_ne!(code(&o), 0, "2 MB fit in a 1 MiB tmpfs");
+    assert!(
+        stderr(&o).contains("No space left on device"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ringfence(&[
+        "run",
+        "--isolated",
+        "--tmpfs",
+        "/t:1M",
+        "--",
+        "sh",
+        "-c",
+        "head -c 500000 /dev/zero > /t/small",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn overlay_changes_land_in_the_upper_layer() {
+    let dir = TempDir::new();
+    for d in ["lower", "upper", "work"] {
+        std::fs::create_dir(dir.path(d)).unwrap();
+    }
+    std::fs::write(dir.path("lower/base"), "base\n").unwrap();
+    let o = ringfence(&[
+        "run",
+        "--overlay",
+        str_of(&dir.path("lower")),
+        str_of(&dir.path("upper")),
+        str_of(&dir.path("work")),
+        "--host-system",
+        "--",
+        "sh",
+        "-c",
+        "cat /base; echo new > /new; rm /base",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "base\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path("upper/new")).unwrap(),
+        "new\n"
+    );
+    assert!(!dir.path("lower/new").exists());
+    assert!(dir.path("lower/base").exists(), "the lower layer changed");
+}
+
+#[test]
+fn seccomp_default_blocks_new_namespaces_and_unconfined_does_not() {
+    if !Path::new("/usr/bin/unshare").exists() {
+        return skip(
+            "seccomp_default_blocks_new_namespaces",
+            "no /usr/bin/unshare",
+        );
+    }
+    // --isolated, so that nothing the command does reaches the host.
+    for flags in [&["--seccomp", "default"][..], &[]] {
+        let mut args = vec!["run", "--isolated"];
+        args.extend_from_slice(flags);
+        args.extend(["--", "unshare", "-U", "true"]);
+        let o = ringfence(&args);
+        assert_ne!(code(&o), 0, "{flags:?}: unshare -U succeeded");
+        assert!(
+            stderr(&o).contains("Operation not permitted"),
+            "{flags:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = ringfence(&[
+        "run",
+        "--isolated",
+        "--seccomp",
+        "unconfined",
+        "--",
+        "unshare",
+        "-U",
+        "true",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn seccomp_profile_file_errors_name_the_location() {
+    let dir = TempDir::new();
+    let malformed = dir.path("malformed.json");
+    std::fs::write(
+        &malformed,
+        "{\"defaultAction\": \"SCMP_ACT_ALLOW\",\n \"syscalls\": [}",
+    )
+    .unwrap();
+    let o = ringfence(&["run", "--seccomp", str_of(&malformed), "--", "true"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(str_of(&malformed)), "{err}");
+    assert!(err.contains("line 2 column"), "{err}");
+
+    let bad_action = dir.path("action.json");
+    std::fs::write(
+        &bad_action,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_BOGUS"}]}"#,
+    )
+    .unwrap();
+    let o = ringfence(&["run", "--seccomp", str_of(&bad_action), "--", "true"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("syscalls[0].action"), "{err}");
+    assert_eq!(err.matches("SCMP_ACT_BOGUS").count(), 1, "{err}");
+
+    let o = ringfence(&[
+        "run",
+        "--seccomp",
+        str_of(&dir.path("none.json")),
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("none.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn landlock_denies_reads_outside_the_allowed_paths() {
+    if ringfence::landlock::abi() == 0 {
+        return skip("landlock_denies_reads", "this kernel has no Landlock");
+    }
+    let dir = TempDir::new();
+    let secret = dir.path("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let mut args = vec!["run"];
+    for p in ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc"] {
+        if Path::new(p).exists() {
+            args.extend(["--landlock-ro", p]);
+        }
+    }
+    let mut denied = args.clone();
+    denied.extend(["--", "cat", str_of(&secret)]);
+    let o = ringfence(&denied);
+    assert_ne!(code(&o), 0, "read outside the Landlock rules");
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+
+    let mut allowed = args;
+    allowed.extend([
+        "--landlock-ro",
+        str_of(&dir.0),
+        "--",
+        "cat",
+        str_of(&secret),
+    ]);
+    let o = ringfence(&allowed);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "s3cret\n");
+
+    // Network or scope rules alone would deny every file: refused with a clear message.
+    let o = ringfence(&["run", "--landlock-connect", "443", "--", "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("--landlock-ro"), "{}", stderr(&o));
+}
+
+#[test]
+fn memory_hog_is_oom_killed_and_reported() {
+    if !is_root() || !cgroup_controller_writable("memory") {
+        return skip(
+            "memory_hog_is_oom_killed",
+            "the memory cgroup is not writable here",
+        );
+    }
+    let dir = TempDir::new();
+    let json = dir.path("out.json");
+    let o = ringfence(&[
+        "run",
+        "--memory",
+        "64M",
+        "--json",
+        str_of(&json),
+        "--",
+        "sh",
+        "-c",
+        r#"x=$(head -c 200000000 /dev/zero | tr "\0" x)"#,
+    ]);
+    assert_eq!(code(&o), 137, "{}", stderr(&o));
+    let v = read_json(&json);
+    assert_eq!(v["oom_killed"], true, "{v}");
+    assert_eq!(v["exit_code"], 137, "{v}");
+    let peak = &v["usage"]["peak_memory_bytes"];
+    assert!(
+        peak.is_null() || peak.as_u64().is_some_and(|p| p <= 64 << 20),
+        "{v}"
+    );
+}
+
+#[test]
+fn pids_limit_bounds_a_fork_loop() {
+    if !is_root() || !cgroup_controller_writable("pids") {
+        return skip(
+            "pids_limit_bounds_a_fork_loop",
+            "the pids cgroup is not writable here",
+        );
+    }
+    let dir = TempDir::new();
+    let json = dir.path("out.json");
+    let o = ringfence(&[
+        "run",
+        "--pids",
+        "16",
+        "--json",
+        str_of(&json),
+        "--",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 40 ]; do sleep 1 & i=$((i+1)); done; wait",
+    ]);
+    assert_ne!(code(&o), 0, "40 processes started under --pids 16");
+    let v = read_json(&json);
+    assert_eq!(v["oom_killed"], false, "{v}");
+    let peak = &v["usage"]["pids_peak"];
+    assert!(
+        peak.is_null() || peak.as_u64().is_some_and(|p| p <= 16),
+        "{v}"
+    );
+    assert!(v["usage"]["cgroup_cpu_ms"].as_f64().is_some(), "{v}");
+}
+
+#[test]
+fn json_without_cgroup_limits_has_null_cgroup_usage() {
+    let dir = TempDir::new();
+    let json = dir.path("out.json");
+    let o = ringfence(&["run", "--json", str_of(&json), "--", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = read_json(&json);
+    assert_eq!(v["oom_killed"], false, "{v}");
+    for key in ["cgroup_cpu_ms", "peak_memory_bytes", "pids_peak"] {
+        assert!(v["usage"][key].is_null(), "{key}: {v}");
+    }
+}
+
+#[test]
+fn profile_export_reimports_and_shows() {
+    let o = ringfence(&["profile", "export", "default"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("the export is JSON");
+    assert_eq!(v["defaultAction"], "SCMP_ACT_ALLOW", "{v}");
+    assert!(
+        v["syscalls"].as_array().is_some_and(|s| !s.is_empty()),
+        "{v}"
+    );
+
+    let dir = TempDir::new();
+    let file = dir.path("default.json");
+    let o = ringfence(&["profile", "export", "default", "-o", str_of(&file)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = ringfence(&["profile", "show", str_of(&file)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let shown = stdout(&o);
+    assert!(shown.contains("default action  allow"), "{shown}");
+    assert!(shown.contains("settimeofday"), "{shown}");
+    assert!(shown.contains("errno EPERM"), "{shown}");
+
+    let o = ringfence(&["profile", "show", "strict"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("default action  errno EPERM"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("(u32)arg1 == 0x5401"), "{}", stdout(&o));
+}
+
+#[test]
+fn profile_compile_writes_one_file_per_filter() {
+    let dir = TempDir::new();
+    let out = dir.path("bpf");
+    let o = ringfence(&["profile", "compile", "default", "-o", str_of(&out)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["00-guard.bpf", "01-profile.bpf"]);
+    for name in names {
+        let len = std::fs::metadata(out.join(&name)).unwrap().len();
+        assert!(len > 0 && len % 8 == 0, "{name}: {len} bytes");
+    }
+    let o = ringfence(&["profile", "compile", "unconfined", "-o", str_of(&out)]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("nothing to compile"), "{}", stderr(&o));
+}
+
+#[test]
+fn doctor_prints_a_checklist_and_json() {
+    let o = ringfence(&["doctor"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    for needle in [
+        "user namespaces",
+        "cgroups",
+        "Landlock",
+        "seccomp",
+        "overlay",
+    ] {
+        assert!(text.contains(needle), "doctor lacks {needle}:\n{text}");
+    }
+    assert!(text.contains('✓') || text.contains('✗'), "{text}");
+
+    let o = ringfence(&["doctor", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids: Vec<&str> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "user_namespaces",
+        "cgroup",
+        "landlock",
+        "seccomp",
+        "overlay_user_ns",
+    ] {
+        assert!(ids.contains(&id), "no check {id}: {v}");
+    }
+    for c in v["checks"].as_array().unwrap() {
+        assert!(
+            ["ok", "partial", "missing"].contains(&c["status"].as_str().unwrap()),
+            "{c}"
+        );
+        assert!(c["status"] == "ok" || c["fix"].is_string(), "{c}");
+    }
+    assert!(v["user_namespaces"]["available"].is_boolean(), "{v}");
+    assert!(v["landlock"]["abi"].as_u64().is_some(), "{v}");
+    assert!(v["seccomp"]["actions"].is_array(), "{v}");
+    assert!(v["seccomp"]["user_notification"].is_boolean(), "{v}");
+    assert!(v["cgroup"]["controllers"].is_object(), "{v}");
+    assert!(v["sandbox"]["ran"].is_boolean(), "{v}");
+}
+
+/// The number of online CPUs, as the kernel lists them.
+fn online_cpus() -> u32 {
+    let list = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    list.trim()
+        .split(',')
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => b.parse::<u32>().unwrap() - a.parse::<u32>().unwrap() + 1,
+            None => 1,
+        })
+        .sum()
+}
+
+/// Bad values of the new flags: exit 125 with a message naming the problem.
+#[test]
+fn bad_filesystem_and_resource_flags_exit_125() {
+    let too_much = format!("{}%", (online_cpus() + 1) * 100);
+    let dir = TempDir::new();
+    let missing = dir.path("missing");
+    let (upper, work) = (dir.path("upper"), dir.path("work"));
+    std::fs::create_dir(&upper).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--tmpfs", "/x:0"], "above 0"),
+        (vec!["--tmpfs", "relative"], "absolute"),
+        (vec!["--cpu", "0%"], "never let the sandbox run"),
+        (vec!["--cpu", &too_much], "online"),
+        (vec!["--cpu", "lots"], "percentage"),
+        (vec!["--memory", "1K"], "1 MiB"),
+        (vec!["--memory", "12X"], "unit"),
+        (
+            vec!["--overlay", str_of(&missing), str_of(&upper), str_of(&work)],
+            str_of(&missing),
+        ),
+        (vec!["--landlock-scope", "bogus"], "abstract-unix"),
+        (vec!["--landlock-connect", "70000"], "port"),
+        (
+            vec!["--seccomp", "bogus-profile"],
+            "expected default, strict, unconfined",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["run"];
+        args.extend_from_slice(&flags);
+        args.extend(["--", "true"]);
+        let o = ringfence(&args);
+        assert_eq!(code(&o), 125, "{flags:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(expected),
+            "{flags:?}: {:?} lacks {expected:?}",
+            stderr(&o)
+        );
+    }
+}
