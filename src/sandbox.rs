@@ -66,6 +66,7 @@ pub struct Sandbox {
     pub(crate) seccomp: Profile,
     pub(crate) landlock: Option<(Landlock, Compat)>,
     pub(crate) cgroup: CgroupConfig,
+    pub(crate) cwd: Option<std::path::PathBuf>,
     pub(crate) cgroups_best_effort: bool,
     /// Work that does not depend on the command, done at the first spawn and kept.
     cache: Arc<Cache>,
@@ -107,6 +108,7 @@ impl Sandbox {
             seccomp: Profile::default_container(),
             landlock: None,
             cgroup: CgroupConfig::default(),
+            cwd: None,
             cgroups_best_effort: false,
             cache: Arc::default(),
             compat: Compat::BestEffort,
@@ -185,6 +187,13 @@ impl Sandbox {
     /// [`Report`](crate::Report) says so), instead of failing.
     pub fn cgroups_best_effort(mut self) -> Sandbox {
         self.cgroups_best_effort = true;
+        self
+    }
+
+    /// The working directory inside the sandbox for commands that set none with
+    /// [`Command::current_dir`] (by default the caller's, which a new root may not have).
+    pub fn chdir(mut self, dir: impl AsRef<std::path::Path>) -> Sandbox {
+        self.cwd = Some(dir.as_ref().into());
         self
     }
 

@@ -529,7 +529,19 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
     };
     let argv = CStringArray::new(cmd.argv()?);
     let envp = CStringArray::new(cmd.envp()?);
-    let cwd = cmd.cwd_cstring()?;
+    let cwd = match cmd.cwd_cstring()? {
+        Some(dir) => Some(dir),
+        None => sb
+            .cwd
+            .as_ref()
+            .map(|d| {
+                use std::os::unix::ffi::OsStrExt;
+                CString::new(d.as_os_str().as_bytes()).map_err(|_| ConfigError::InteriorNul {
+                    what: "working directory",
+                })
+            })
+            .transpose()?,
+    };
     let hostname = match &sb.hostname {
         Some(h) => {
             use std::os::unix::ffi::OsStrExt;

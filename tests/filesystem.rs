@@ -166,6 +166,7 @@ fn binds_read_only_and_read_write() {
     let dir = TempDir::new("binds");
     std::fs::write(dir.0.join("in"), "data").unwrap();
     let sb = Sandbox::isolated()
+        .chdir("/ro")
         .bind_ro(&dir.0, "/ro")
         .bind_rw(&dir.0, "/rw")
         .write_file("/etc/greeting", "hello\n")
@@ -173,7 +174,7 @@ fn binds_read_only_and_read_write() {
         .mkdir("/a/b/c");
     let out = run(
         &sb,
-        "cat /ro/in; echo; echo x > /ro/new 2>/dev/null || echo ro-refused; echo y > /rw/out; cat /etc/greeting; cat /link; echo; test -d /a/b/c && echo dir-ok",
+        "cat in; echo; echo x > /ro/new 2>/dev/null || echo ro-refused; echo y > /rw/out; cat /etc/greeting; cat /link; echo; test -d /a/b/c && echo dir-ok",
     );
     assert_eq!(
         text(&out.stdout),
