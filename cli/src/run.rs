@@ -223,7 +223,7 @@ pub struct RunArgs {
     symlink: Vec<PathBuf>,
 
     /// Create the file DST holding CONTENT (mode 0644; keep it small) [Sandbox::write_file].
-    #[arg(long, num_args = 2, value_names = ["DST", "CONTENT"], action = ArgAction::Append, help_heading = FS)]
+    #[arg(long, num_args = 2, value_names = ["DST", "CONTENT"], allow_hyphen_values = true, action = ArgAction::Append, help_heading = FS)]
     write_file: Vec<OsString>,
 
     /// The host's system directories read-only, as --isolated has them: /usr, /bin, /sbin,
