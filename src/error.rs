@@ -479,6 +479,8 @@ impl Error {
             Error::ProgramNotFound { .. } => {
                 Some("give an absolute path, or set PATH in the command's environment")
             }
+            Error::Cgroup(e) => e.hint(),
+            Error::Landlock(e) => e.hint(),
             _ => None,
         }
     }

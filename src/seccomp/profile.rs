@@ -203,12 +203,12 @@ pub enum ProfileError {
         reason: &'static str,
     },
     /// An error at a location in an imported JSON document.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     At {
         /// The JSON path, e.g. `syscalls[12].args[0].op`.
         path: String,
-        /// What is wrong there.
-        source: Box<ProfileError>,
+        /// What is wrong there (part of the message, so not also returned as `source()`).
+        error: Box<ProfileError>,
     },
 }
 
@@ -217,7 +217,7 @@ impl ProfileError {
     pub(crate) fn at(self, path: impl Into<String>) -> ProfileError {
         ProfileError::At {
             path: path.into(),
-            source: Box::new(self),
+            error: Box::new(self),
         }
     }
 }
