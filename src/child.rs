@@ -52,6 +52,10 @@ pub struct Outcome {
     /// Whether the kernel's OOM killer killed a process of the sandbox at its
     /// [`memory_limit`](crate::Sandbox::memory_limit).
     pub oom_killed: bool,
+    /// The system calls refused by the profile's [`Notify`](crate::Action::Notify) rules.
+    pub violations: Vec<crate::Violation>,
+    /// What a learning run saw (see [`Sandbox::learn`](crate::Sandbox::learn)).
+    pub(crate) seen: std::collections::BTreeMap<u32, std::collections::BTreeSet<u64>>,
     /// What was enforced (the same as [`Child::report`]).
     pub report: Report,
 }
@@ -95,6 +99,7 @@ pub struct Child {
     timed_out: bool,
     keep_running: bool,
     cgroup: Option<crate::cgroup::SandboxCgroup>,
+    supervisor: Option<crate::supervise::Supervisor>,
 }
 
 impl Child {
@@ -109,6 +114,7 @@ impl Child {
         deadline: Option<Instant>,
         kill_group: bool,
         cgroup: Option<crate::cgroup::SandboxCgroup>,
+        supervisor: Option<crate::supervise::Supervisor>,
     ) -> Child {
         Child {
             pid,
@@ -125,6 +131,7 @@ impl Child {
             timed_out: false,
             keep_running: false,
             cgroup,
+            supervisor,
         }
     }
 
@@ -316,6 +323,11 @@ impl Child {
             }
             usage
         });
+        let record = self
+            .supervisor
+            .take()
+            .map(|s| s.finish())
+            .unwrap_or_default();
         let mut status = raw;
         if let Some(pipe) = self.status_pipe.take() {
             // The init wrote the program's status before exiting (unless it was killed).
@@ -343,6 +355,8 @@ impl Child {
             },
             timed_out: self.timed_out,
             oom_killed: cg_usage.is_some_and(|u| u.oom_killed),
+            violations: record.violations,
+            seen: record.seen,
             report: self.report.clone(),
         };
         self.outcome = Some(outcome.clone());

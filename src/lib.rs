@@ -113,6 +113,7 @@ mod rlimit;
 mod sandbox;
 pub mod seccomp;
 mod spawn;
+mod supervise;
 
 pub use crate::caps::Capability;
 pub use crate::cgroup::{CgroupUsage, Cpu};
@@ -124,10 +125,11 @@ pub use crate::landlock::{FsAccess, Landlock, LandlockError, LandlockPart};
 pub use crate::ns::{IdMap, Namespace, Net, TimeOffsets, UserNs};
 pub use crate::probe::{Compat, Enforcement, HostInfo, Layer, Report, Unavailable, probe};
 pub use crate::rlimit::Rlimit;
-pub use crate::sandbox::Sandbox;
+pub use crate::sandbox::{Learned, Sandbox};
 pub use crate::seccomp::{
     Action, Arch, CmpOp, CompiledProfile, Cond, Insn, Profile, ProfileError, Rule, Syscall,
 };
+pub use crate::supervise::Violation;
 /// The errno type carried by [`Error`] (re-exported so callers need no `nix` dependency).
 pub use nix::errno::Errno;
 

@@ -67,10 +67,22 @@ pub struct Sandbox {
     pub(crate) landlock: Option<(Landlock, Compat)>,
     pub(crate) cgroup: CgroupConfig,
     pub(crate) cwd: Option<std::path::PathBuf>,
+    /// Learning: every syscall is notified, recorded and let through.
+    pub(crate) learning: bool,
     pub(crate) cgroups_best_effort: bool,
     /// Work that does not depend on the command, done at the first spawn and kept.
     cache: Arc<Cache>,
     compat: Compat,
+}
+
+/// What [`Sandbox::learn`] found.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct Learned {
+    /// How the learning run ended.
+    pub outcome: Outcome,
+    /// The minimal profile for the command.
+    pub profile: Profile,
 }
 
 /// What a sandbox computes once and reuses for every spawn.
@@ -109,6 +121,7 @@ impl Sandbox {
             landlock: None,
             cgroup: CgroupConfig::default(),
             cwd: None,
+            learning: false,
             cgroups_best_effort: false,
             cache: Arc::default(),
             compat: Compat::BestEffort,
@@ -207,7 +220,28 @@ impl Sandbox {
         self
     }
 
+    /// Run `cmd` in this sandbox while recording every system call it makes (through seccomp
+    /// user notification: each call is let through), and build from that a minimal profile:
+    /// an allow-list of exactly those calls — with the argument values that matter pinned
+    /// (socket family, clone flags, ioctl request, personality) — and `EPERM` for the rest.
+    /// The command then runs under [`Sandbox::seccomp`]`(learned.profile)`.
+    ///
+    /// The command runs with this sandbox's other layers; stdout and stderr are captured as
+    /// with [`Sandbox::output`].
+    pub fn learn(&self, cmd: &Command) -> Result<Learned> {
+        let mut learning = self.clone().seccomp(crate::supervise::learning_profile());
+        learning.learning = true;
+        let outcome = learning.output(cmd)?;
+        let arch = crate::seccomp::Arch::native().ok_or(crate::Error::Profile(
+            crate::seccomp::ProfileError::UnsupportedArch,
+        ))?;
+        let profile = crate::supervise::learned_profile(&outcome.seen, arch);
+        Ok(Learned { outcome, profile })
+    }
+
     /// The compiled seccomp profile (compiled at the first spawn), or `None` when unconfined.
+    /// A profile with Notify actions (and learning) also notifies `execve`, which is how the
+    /// supervisor takes the listener over (see `supervise.rs`).
     pub(crate) fn compiled_seccomp(&self) -> Result<Option<Arc<CompiledProfile>>> {
         if self.seccomp.is_unconfined() {
             return Ok(None);
@@ -216,7 +250,12 @@ impl Sandbox {
         if let Some(c) = &*slot {
             return Ok(Some(c.clone()));
         }
-        let compiled = Arc::new(self.seccomp.compile().map_err(crate::Error::Profile)?);
+        let profile = if self.seccomp.uses_notify() {
+            crate::supervise::with_notified_exec(&self.seccomp)
+        } else {
+            self.seccomp.clone()
+        };
+        let compiled = Arc::new(profile.compile().map_err(crate::Error::Profile)?);
         *slot = Some(compiled.clone());
         Ok(Some(compiled))
     }

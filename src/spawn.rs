@@ -76,6 +76,8 @@ pub(crate) struct Plan<'a> {
     pub landlock_fd: RawFd,
     /// The seccomp filters, installed last.
     pub seccomp: Option<&'a crate::seccomp::CompiledProfile>,
+    /// Whether the filter has a listener, whose descriptor number is reported to the parent.
+    pub seccomp_notify: bool,
 }
 
 /// An owned, NULL-terminated array of C strings, ready for `execve` (std's `CStringArray`).
@@ -650,15 +652,6 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         }
     };
     let seccomp = sb.compiled_seccomp()?;
-    if seccomp.as_ref().is_some_and(|c| c.uses_notify()) {
-        return Err(Error::Unsupported {
-            layer: Layer::Seccomp,
-            reason:
-                "the profile has Notify actions, and ringfence has no supervisor to answer them yet"
-                    .into(),
-            hint: "use Errno, Log, Trap or a kill action instead of Notify",
-        });
-    }
     let landlock = sb.prepared_landlock()?;
     let landlock_fd = match landlock.as_ref().and_then(|l| l.raw_fd()) {
         Some(fd) => {
@@ -753,6 +746,7 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
             candidates: &prep.candidates,
             landlock_fd: prep.landlock_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
             seccomp: prep.seccomp.as_deref(),
+            seccomp_notify: prep.seccomp.as_ref().is_some_and(|c| c.uses_notify()),
         };
         let offsets = match (&sb.time_offsets, d.time_ns) {
             (Some(t), true) => {
@@ -869,7 +863,20 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
         abort_child(&pidfd);
         return Err(Error::io("release the sandboxed process", e));
     }
-    if let Err(e) = read_error_pipe(err_r, &descriptions) {
+    let mut supervisor = None;
+    let mut take_listener = |number: i32| -> Result<()> {
+        let target = crate::supervise::installer(pid, &pidfd, d.pid_ns)?;
+        let listener = crate::supervise::take_listener(&target, number)?;
+        let mode = if sb.learning {
+            crate::supervise::Mode::Learn
+        } else {
+            crate::supervise::Mode::Enforce(sb.seccomp.clone())
+        };
+        let arch = crate::seccomp::Arch::native().ok_or(Error::Protocol("unknown architecture"))?;
+        supervisor = Some(crate::supervise::Supervisor::start(listener, mode, arch));
+        Ok(())
+    };
+    if let Err(e) = read_error_pipe(err_r, &descriptions, &mut take_listener) {
         abort_child(&pidfd);
         return Err(e);
     }
@@ -905,6 +912,7 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
         sb.timeout.map(|t| started + t),
         !d.pid_ns && sb.new_session,
         cgroup,
+        supervisor,
     ))
 }
 
@@ -925,7 +933,15 @@ fn push_hygiene(sb: &Sandbox, report: &mut Report) {
 
 /// Read the error pipe until EOF (the program was executed) or a failure record.
 /// `steps` names the filesystem steps, for failures of [`Stage::Mount`].
-fn read_error_pipe(err_r: OwnedFd, steps: &[String]) -> Result<()> {
+/// A record with this stage is no failure: its detail is the descriptor number the seccomp
+/// listener will get in the sandboxed process (see `supervise.rs`).
+pub(crate) const LISTENER_RECORD: u32 = u32::MAX;
+
+fn read_error_pipe(
+    err_r: OwnedFd,
+    steps: &[String],
+    on_listener: &mut dyn FnMut(i32) -> Result<()>,
+) -> Result<()> {
     let mut buf = [0u8; ERR_MSG_LEN];
     let mut got = 0;
     loop {
@@ -939,6 +955,11 @@ fn read_error_pipe(err_r: OwnedFd, steps: &[String]) -> Result<()> {
                     let stage = u32::from_ne_bytes(word(0));
                     let errno = Errno::from_raw(i32::from_ne_bytes(word(4)));
                     let detail = u32::from_ne_bytes(word(8));
+                    if stage == LISTENER_RECORD {
+                        on_listener(detail as i32)?;
+                        got = 0;
+                        continue;
+                    }
                     let stage = Stage::from_u32(stage)
                         .ok_or(Error::Protocol("unknown stage on the error pipe"))?;
                     if stage == Stage::Mount {

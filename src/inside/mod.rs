@@ -202,6 +202,21 @@ fn payload(p: &Plan) -> Step<Infallible> {
     }
     close_fds(p.keep).at(Stage::CloseFds)?;
     if let Some(filters) = p.seccomp {
+        if p.seccomp_notify {
+            // The kernel gives the listener the lowest free descriptor: tell the parent which
+            // one, before the filter is installed (afterwards every call may be notified).
+            // SAFETY: F_DUPFD of an open descriptor, closed again at once; then a write of 12
+            // bytes from this stack.
+            unsafe {
+                let n = cvt(libc::fcntl(p.err_fd, libc::F_DUPFD, 0)).at(Stage::Seccomp)?;
+                libc::close(n);
+                let s = crate::spawn::LISTENER_RECORD.to_ne_bytes();
+                let d = (n as u32).to_ne_bytes();
+                let msg: [u8; ERR_MSG_LEN] =
+                    [s[0], s[1], s[2], s[3], 0, 0, 0, 0, d[0], d[1], d[2], d[3]];
+                libc::write(p.err_fd, msg.as_ptr().cast(), msg.len());
+            }
+        }
         // Last before execve, so that the filters need to allow nothing of the setup
         // (bubblewrap: "should be the last thing before execve").
         filters.install_all().at(Stage::Seccomp)?;

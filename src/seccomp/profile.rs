@@ -533,6 +533,16 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// A rule from parts already checked (the parts of another rule, or a syscall resolved for
+    /// the profile's architecture).
+    pub(crate) fn new_unchecked(syscall: Syscall, conds: Vec<Cond>, action: Action) -> Rule {
+        Rule {
+            syscall,
+            conds,
+            action,
+        }
+    }
+
     /// The syscall.
     pub fn syscall(&self) -> Syscall {
         self.syscall

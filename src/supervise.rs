@@ -1,0 +1,311 @@
+//! The seccomp supervisor: a thread in the parent that answers the user notifications of a
+//! sandbox's filter (`SECCOMP_RET_USER_NOTIF`).
+//!
+//! - Enforcing a profile with [`Action::Notify`] rules, each notified call is recorded as a
+//!   [`Violation`] and refused with `EPERM`.
+//! - Learning ([`Sandbox::learn`](crate::Sandbox::learn)), every call is notified, recorded
+//!   with the argument values that matter (socket family, clone flags, ioctl request,
+//!   personality) and let through; the record becomes a minimal allow-list [`Profile`].
+//!
+//! The listener comes from the sandboxed process: before installing its filter, the process
+//! reports the descriptor number the kernel will give the listener (the lowest free one), and
+//! the filter notifies `execve`, so the process waits at its own `execve` until the parent has
+//! taken the listener with `pidfd_getfd` and this thread has answered.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use crate::error::{Error, Result};
+use crate::seccomp::{Action, Arch, Cond, Profile, Syscall};
+
+/// A system call refused by a [`Action::Notify`] rule.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The syscall's name (or `"syscall N"` for a number without a name).
+    pub syscall: String,
+    /// Its number on the sandbox's architecture.
+    pub nr: u32,
+    /// Its six arguments (pointers are addresses in the caller).
+    pub args: [u64; 6],
+    /// The calling process, as the parent sees it.
+    pub pid: u32,
+}
+
+/// How the supervisor answers.
+pub(crate) enum Mode {
+    /// Refuse notified calls (recording them); `execve`/`execveat`, notified only so that the
+    /// listener can be handed over, are answered as `profile` says.
+    Enforce(Profile),
+    /// Let everything through, recording it.
+    Learn,
+}
+
+/// What a supervisor saw.
+#[derive(Debug, Default)]
+pub(crate) struct Record {
+    pub violations: Vec<Violation>,
+    /// Every syscall number seen, with the values of its interesting argument.
+    pub seen: BTreeMap<u32, BTreeSet<u64>>,
+}
+
+/// A running supervisor thread.
+#[derive(Debug)]
+pub(crate) struct Supervisor {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Record>>,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct SeccompData {
+    nr: i32,
+    arch: u32,
+    ip: u64,
+    args: [u64; 6],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Notif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    data: SeccompData,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct NotifResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
+
+/// The argument whose values a learned profile pins, per syscall.
+fn interesting_arg(name: &str) -> Option<(u8, bool)> {
+    // (index, compare the low 32 bits only)
+    match name {
+        "socket" => Some((0, true)),
+        "clone" => Some((0, false)),
+        "ioctl" => Some((1, true)),
+        "personality" => Some((0, true)),
+        _ => None,
+    }
+}
+
+impl Supervisor {
+    pub(crate) fn start(listener: OwnedFd, mode: Mode, arch: Arch) -> Supervisor {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("ringfence-seccomp".into())
+            .spawn(move || run(listener, mode, arch, &flag))
+            .ok();
+        Supervisor { stop, handle }
+    }
+
+    /// Stop answering (the sandbox has ended) and return what was seen.
+    pub(crate) fn finish(mut self) -> Record {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(listener: OwnedFd, mode: Mode, arch: Arch, stop: &AtomicBool) -> Record {
+    let mut record = Record::default();
+    let fd = listener.as_raw_fd();
+    loop {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd on this stack.
+        let rc = unsafe { libc::poll(&mut pfd, 1, 50) };
+        if rc < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            break;
+        }
+        if rc == 0 {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            continue;
+        }
+        if pfd.revents & libc::POLLIN == 0 {
+            // POLLHUP: no process uses the filter any more.
+            break;
+        }
+        let mut req = Notif::default();
+        // SAFETY: the kernel fills the zeroed request.
+        if unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV as _, &mut req) } != 0 {
+            // ENOENT: the caller died meanwhile.
+            continue;
+        }
+        let nr = req.data.nr as u32;
+        let args = req.data.args;
+        let name = Syscall::from_nr(arch, nr).map(|s| s.name());
+        let mut resp = NotifResp {
+            id: req.id,
+            ..Default::default()
+        };
+        match &mode {
+            Mode::Learn => {
+                let values = record.seen.entry(nr).or_default();
+                if let Some((i, low32)) = name.and_then(interesting_arg) {
+                    let v = args[usize::from(i)];
+                    values.insert(if low32 { v & 0xffff_ffff } else { v });
+                }
+                resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+            }
+            Mode::Enforce(profile) => match profile.evaluate(nr, &args) {
+                Action::Allow | Action::Log => resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+                Action::Errno(e) => resp.error = -i32::from(e),
+                _ => {
+                    record.violations.push(Violation {
+                        syscall: name.map_or_else(|| format!("syscall {nr}"), str::to_owned),
+                        nr,
+                        args,
+                        pid: req.pid,
+                    });
+                    resp.error = -libc::EPERM;
+                }
+            },
+        }
+        // SAFETY: answers the request read above; ENOENT (the caller died) is fine.
+        unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND as _, &resp) };
+    }
+    record
+}
+
+/// The profile actually compiled for a supervised sandbox: `execve` and `execveat` are
+/// notified first, so that the sandboxed process waits at its own `execve` until the listener
+/// has been taken over.
+pub(crate) fn with_notified_exec(profile: &Profile) -> Profile {
+    let mut p = profile.clone();
+    let mut first = Vec::new();
+    for name in ["execve", "execveat"] {
+        if let Ok(s) = Syscall::named(name) {
+            first.push(crate::seccomp::Rule::new_unchecked(
+                s,
+                Vec::new(),
+                Action::Notify,
+            ));
+        }
+    }
+    first.append(&mut p.rules);
+    p.rules = first;
+    p
+}
+
+/// The profile that notifies every call (learning).
+pub(crate) fn learning_profile() -> Profile {
+    Profile::allow_all().default_action(Action::Notify)
+}
+
+/// A minimal allow-list profile from what a learning run saw: every syscall it made is
+/// allowed (with the argument values that matter pinned), everything else fails with `EPERM`.
+pub(crate) fn learned_profile(seen: &BTreeMap<u32, BTreeSet<u64>>, arch: Arch) -> Profile {
+    let mut p = Profile::deny_all();
+    for (nr, values) in seen {
+        let Some(sys) = Syscall::from_nr(arch, *nr) else {
+            continue;
+        };
+        match interesting_arg(sys.name()) {
+            Some((i, low32)) if !values.is_empty() => {
+                for v in values {
+                    let cond = if low32 {
+                        Cond::arg32(i).eq(*v)
+                    } else {
+                        Cond::arg(i).eq(*v)
+                    };
+                    p = p.rule(sys, [cond], Action::Allow);
+                }
+            }
+            _ => p = p.rule(sys, [], Action::Allow),
+        }
+    }
+    p
+}
+
+/// Take the listener from the sandboxed process `target` (descriptor `number`), waiting until
+/// it has installed its filter.
+pub(crate) fn take_listener(target: &OwnedFd, number: i32) -> Result<OwnedFd> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // SAFETY: pidfd_getfd on a pidfd we own; returns a new descriptor we then own.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, target.as_raw_fd(), number, 0) };
+        if fd >= 0 {
+            // SAFETY: a new descriptor, owned by nobody else.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+        let e = Errno::last();
+        if e != Errno::EBADF || Instant::now() >= deadline {
+            return Err(Error::io("take the seccomp listener from the sandbox", e));
+        }
+        std::thread::sleep(Duration::from_micros(20));
+    }
+}
+
+/// The pidfd of the process that installs the filter: the first process itself, or with a pid
+/// namespace the init's only child (the program).
+pub(crate) fn installer(pid: libc::pid_t, pidfd: &OwnedFd, init: bool) -> Result<OwnedFd> {
+    let target = if init {
+        let path = format!("/proc/{pid}/task/{pid}/children");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let children = std::fs::read_to_string(&path).unwrap_or_default();
+            if let Some(c) = children
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse::<libc::pid_t>().ok())
+            {
+                break c;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Protocol("the sandbox's program did not appear"));
+            }
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    } else {
+        return pidfd
+            .try_clone()
+            .map_err(|e| Error::io("duplicate a pidfd", e));
+    };
+    // SAFETY: pidfd_open of our own descendant; returns a new descriptor we then own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, target as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(Error::io(
+            "open a pidfd of the sandbox's program",
+            Errno::last(),
+        ));
+    }
+    // SAFETY: a new descriptor, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
