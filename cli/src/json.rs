@@ -47,6 +47,12 @@ pub fn outcome(o: &Outcome, exit_code: i32) -> Value {
             "peak_memory_bytes": o.usage.peak_memory,
             "pids_peak": o.usage.pids_peak,
         },
+        "violations": o.violations.iter().map(|v| json!({
+            "syscall": v.syscall,
+            "nr": v.nr,
+            "args": v.args,
+            "pid": v.pid,
+        })).collect::<Vec<_>>(),
         "report": report(&o.report),
     })
 }

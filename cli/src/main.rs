@@ -42,6 +42,11 @@ enum Subcommand {
     /// Check what this host supports and what a sandbox here gets, with a fix for each
     /// missing piece.
     Doctor(doctor::DoctorArgs),
+    /// Run a command (with every `run` flag) while recording each system call it makes, and
+    /// write a minimal OCI seccomp profile for it: the calls it made are allowed (socket
+    /// families, clone flags, ioctl requests and personalities pinned to the values seen),
+    /// everything else fails with EPERM. Use it with `ringfence run --seccomp FILE`.
+    Learn(Box<run::LearnArgs>),
 }
 
 fn main() {
@@ -72,6 +77,12 @@ fn main() {
         Subcommand::Probe(args) => probe::main(&args),
         Subcommand::Profile(args) => profile::main(&args),
         Subcommand::Doctor(args) => doctor::main(&args),
+        Subcommand::Learn(args) => {
+            let learn_matches = matches
+                .subcommand_matches("learn")
+                .expect("the learn subcommand was parsed");
+            run::learn_main(&args, learn_matches)
+        }
     };
     std::process::exit(code);
 }

@@ -392,6 +392,70 @@ impl JsonSink {
     }
 }
 
+/// `ringfence learn`: the flags of `run`, and where to write the profile.
+#[derive(Debug, clap::Args)]
+pub struct LearnArgs {
+    /// Write the learned profile (OCI JSON) to this file instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Everything `ringfence run` takes (`--seccomp` is replaced by the learning profile).
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Run `ringfence learn`; returns the program's exit status (or 125).
+pub fn learn_main(args: &LearnArgs, matches: &ArgMatches) -> i32 {
+    let learned = sandbox(&args.run, matches).and_then(|sb| {
+        let cmd = command(&args.run)?;
+        Ok(sb.learn(&cmd)?)
+    });
+    let learned = match learned {
+        Ok(l) => l,
+        Err(f) => {
+            eprintln!("{f}");
+            return f.exit_code();
+        }
+    };
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(&learned.outcome.stderr);
+    let json = match learned.profile.to_oci_json() {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("ringfence: cannot export the learned profile: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let written = match &args.output {
+        Some(path) => {
+            std::fs::write(path, format!("{json}\n")).map_err(|e| (path.display().to_string(), e))
+        }
+        None => {
+            let _ = std::io::stdout().write_all(&learned.outcome.stdout);
+            println!("{json}");
+            Ok(())
+        }
+    };
+    if let Err((path, e)) = written {
+        eprintln!("ringfence: cannot write {path}: {e}");
+        return EXIT_FAILURE;
+    }
+    if args.output.is_some() {
+        let _ = std::io::stdout().write_all(&learned.outcome.stdout);
+    }
+    eprintln!(
+        "ringfence: learned {} rules from the run ({} syscalls)",
+        learned.profile.rules().len(),
+        learned
+            .profile
+            .rules()
+            .iter()
+            .map(|r| r.syscall().nr())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    );
+    exit_code(&learned.outcome)
+}
+
 /// Run `ringfence run`; returns the exit status. `matches` are the parsed flags of `run`,
 /// which know the order in which the filesystem flags were given.
 pub fn main(args: &RunArgs, matches: &ArgMatches) -> i32 {

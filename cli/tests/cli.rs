@@ -999,3 +999,38 @@ fn bad_filesystem_and_resource_flags_exit_125() {
         );
     }
 }
+
+#[test]
+fn learn_writes_a_profile_the_command_runs_under() {
+    let dir = TempDir::new();
+    let profile = dir.path("learned.json");
+    let p = profile.to_str().unwrap();
+    let out = ringfence(&["learn", "-o", p, "--", "sh", "-c", "echo learning"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "learning\n");
+    assert!(stderr(&out).contains("learned"), "{}", stderr(&out));
+    let json = read_json(&profile);
+    assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
+    let out = ringfence(&["run", "--seccomp", p, "--", "sh", "-c", "echo again"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "again\n");
+    // A call the learning run never made is refused, and the JSON says nothing about
+    // violations (the learned profile refuses with EPERM, it does not notify).
+    let json_out = dir.path("run.json");
+    let out = ringfence(&[
+        "run",
+        "--seccomp",
+        p,
+        "--json",
+        json_out.to_str().unwrap(),
+        "--",
+        "uname",
+    ]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(read_json(&json_out)["violations"], serde_json::json!([]));
+}
