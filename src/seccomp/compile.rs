@@ -178,6 +178,69 @@ impl CompiledProfile {
 const PLACEHOLDER_NOTIFY: u32 = 0xfffe;
 const PLACEHOLDER_NEXT: u32 = 0xffff;
 
+/// Profiles with rules for more syscalls than this get a dispatch prefix (see [`dispatch`]).
+/// Smaller ones stay a plain chain (and their instructions stay easy to check by eye).
+const DISPATCH_THRESHOLD: usize = 16;
+
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JMP_JEQ_K: u16 = 0x15;
+const BPF_JMP_JGE_K: u16 = 0x35;
+const BPF_JMP_JA: u16 = 0x05;
+const BPF_RET_K: u16 = 0x06;
+const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+/// Marks a jump to the end of the prefix until its offset is known.
+const TO_REST: u32 = u32::MAX;
+
+fn insn(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
+    Insn { code, jt, jf, k }
+}
+
+/// A binary search over the syscalls that have rules, put in front of the rule chain: a
+/// syscall without rules returns the default action after about log2(n) comparisons instead of
+/// walking the whole chain. Besides the run time of such calls, this is what makes installing
+/// a filter cheap: the kernel evaluates the filter once per syscall number, at installation, to
+/// cache the syscalls that are always allowed.
+///
+/// Layout: the architecture check (wrong architecture: kill the process, like the rest of the
+/// program), `ld nr`, then the search tree; a leaf that finds its number jumps past the prefix
+/// into the chain, every other leaf returns the default action.
+fn dispatch(sorted: &[u32], default_ret: u32, arch: Arch) -> Vec<Insn> {
+    fn tree(sorted: &[u32], default_ret: u32, out: &mut Vec<Insn>) {
+        match sorted {
+            [] => out.push(insn(BPF_RET_K, default_ret, 0, 0)),
+            [nr] => {
+                out.push(insn(BPF_JMP_JEQ_K, *nr, 0, 1));
+                out.push(insn(BPF_JMP_JA, TO_REST, 0, 0));
+                out.push(insn(BPF_RET_K, default_ret, 0, 0));
+            }
+            _ => {
+                let mid = sorted.len() / 2;
+                let mut lower = Vec::new();
+                tree(&sorted[..mid], default_ret, &mut lower);
+                // nr >= sorted[mid]: the next instruction jumps over the lower half.
+                out.push(insn(BPF_JMP_JGE_K, sorted[mid], 0, 1));
+                out.push(insn(BPF_JMP_JA, lower.len() as u32, 0, 0));
+                out.extend(lower);
+                tree(&sorted[mid..], default_ret, out);
+            }
+        }
+    }
+    let mut out = vec![
+        insn(BPF_LD_W_ABS, 4, 0, 0), // seccomp_data.arch
+        insn(BPF_JMP_JEQ_K, arch.audit_arch(), 1, 0),
+        insn(BPF_RET_K, SECCOMP_RET_KILL_PROCESS, 0, 0),
+        insn(BPF_LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+    ];
+    tree(sorted, default_ret, &mut out);
+    let len = out.len();
+    for (i, ins) in out.iter_mut().enumerate() {
+        if ins.code == BPF_JMP_JA && ins.k == TO_REST {
+            ins.k = (len - i - 1) as u32;
+        }
+    }
+    out
+}
+
 fn backend_action(a: Action) -> SeccompAction {
     match a {
         Action::Allow => SeccompAction::Allow,
@@ -263,7 +326,16 @@ impl Profile {
             });
         }
         let arch = self.arch.ok_or(ProfileError::UnsupportedArch)?;
-        let main = self.compile_main(arch)?;
+        let mut main = self.compile_main(arch)?;
+        let ruled: Vec<u32> = runs(self).into_keys().collect();
+        if ruled.len() > DISPATCH_THRESHOLD {
+            let mut prefixed = dispatch(&ruled, self.default.to_ret(), arch);
+            prefixed.append(&mut main);
+            main = prefixed;
+            if main.len() > BPF_MAXINSNS {
+                return Err(ProfileError::TooLarge { len: main.len() });
+            }
+        }
         Ok(CompiledProfile {
             programs: vec![guard(arch).into_boxed_slice(), main.into_boxed_slice()],
             notify: self.uses_notify(),
