@@ -77,6 +77,19 @@ fn x32_syscalls_kill_the_program() {
     assert!(out.stdout.is_empty());
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn int_0x80_syscalls_kill_the_program() {
+    if !common::is_root() && !common::userns_available() {
+        return common::skip("needs root or user namespaces");
+    }
+    let out = isolated()
+        .output(&ringfence::Command::new("/rf-inspect").arg("int80").clone())
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{:?}", out.status);
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn the_default_profile_is_there_without_any_namespace() {
     // Seccomp needs no privilege: a bare sandbox has it too.

@@ -12,6 +12,7 @@
 //! `rf-inspect attacks`       try syscalls a sandbox must refuse, with arguments that would
 //!                            change nothing even if allowed; print `name=errno` for each
 //! `rf-inspect x32`           call getpid through the x32 ABI (the guard kills the process)
+//! `rf-inspect int80`         call getpid through `int 0x80`, the i386 ABI (likewise)
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -98,6 +99,14 @@ fn main() {
             std::thread::sleep(Duration::from_secs(5));
         }
         "attacks" => attacks(),
+        #[cfg(target_arch = "x86_64")]
+        "int80" => {
+            // getpid (20) through the i386 entry point; harmless if it were allowed.
+            let r: i64;
+            // SAFETY: the 32-bit syscall entry with eax = 20 (getpid), which takes no argument.
+            unsafe { std::arch::asm!("int 0x80", inlateout("rax") 20i64 => r, options(nostack)) };
+            println!("int80=survived:{r}");
+        }
         "x32" => {
             // SAFETY: getpid through the x32 syscall number; harmless if it were allowed.
             let r = unsafe { libc::syscall(libc::SYS_getpid | 0x4000_0000) };
