@@ -13,6 +13,7 @@
 #![allow(dead_code, unused_imports, clippy::all)]
 
 pub mod bpf;
+pub mod mount_spec;
 
 /// What `src/fs.rs` imports as `crate::error`: the library's public error types.
 mod error {
