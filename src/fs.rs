@@ -380,6 +380,9 @@ impl FsConfig {
                 dev,
                 optional,
             } => {
+                // The destination is checked first, so that a bad one is refused whether or not an
+                // optional source exists on this host.
+                let dst_rel = rel(dst, "bind destination")?;
                 let dir = match check_source(src, "bind source")? {
                     Ok((_, dir)) => dir,
                     Err(_) if *optional => return Ok(()),
@@ -404,7 +407,7 @@ impl FsConfig {
                     what,
                     Step::Bind {
                         src: fd,
-                        dst: rel(dst, "bind destination")?,
+                        dst: dst_rel,
                         dir,
                         attrs,
                     },

@@ -383,6 +383,12 @@ fn bad_filesystem_input() {
         ),
         "{e}"
     );
+    // Also when the source is optional and missing here: the answer must not depend on the host.
+    let e = refused(Sandbox::new().bind_ro_try("/nonexistent-ringfence", "rel/../x"));
+    assert!(
+        matches!(e, Error::Config(ConfigError::InvalidPath { .. })),
+        "{e}"
+    );
     let e = refused(Sandbox::new().mount_tmpfs("/tmp", Size::bytes(0)));
     assert!(
         matches!(e, Error::Config(ConfigError::InvalidSize { .. })),

@@ -331,3 +331,34 @@ fn order_sensitive_profiles_are_not_exported() {
         back.unwrap().compile().unwrap();
     }
 }
+
+#[test]
+fn a_masked_value_outside_its_mask_is_refused() {
+    use ringfence::{Action, Cond, Profile, ProfileError, Syscall};
+    let p = Profile::allow_all()
+        .default_action(Action::KillThread)
+        .rule(
+            Syscall::named("getpid").unwrap(),
+            [Cond::arg(0).masked_eq(0xff, 0x100)],
+            Action::Allow,
+        );
+    let e = p.compile().expect_err("an ambiguous condition");
+    assert!(
+        matches!(
+            e,
+            ProfileError::MaskedValue {
+                index: 0,
+                mask: 0xff,
+                value: 0x100
+            }
+        ),
+        "{e}"
+    );
+    // Within the mask it is fine.
+    let ok = Profile::allow_all().rule(
+        Syscall::named("getpid").unwrap(),
+        [Cond::arg(0).masked_eq(0xff, 0x10)],
+        Action::EPERM,
+    );
+    assert!(ok.compile().is_ok());
+}

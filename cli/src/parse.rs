@@ -312,6 +312,9 @@ pub fn cpu(s: &str) -> Result<Cpu, String> {
     if cpu.quota_us() == 0 {
         return Err("a CPU limit of 0 would never let the sandbox run".into());
     }
+    if cpu.period_us() == 0 {
+        return Err("the period must be at least 1 µs".into());
+    }
     Ok(cpu)
 }
 
@@ -334,6 +337,13 @@ pub enum ScopeArg {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn cpu_periods_that_round_to_zero_are_refused() {
+        assert!(cpu("1/0.0000001").is_err());
+        assert!(cpu("50ms/100ms").is_ok());
+    }
+
     use super::*;
 
     #[test]

@@ -89,6 +89,17 @@ impl fmt::Display for Arch {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
+    /// A masked comparison whose value has bits outside its mask (it could never match as
+    /// written, and BPF compilers would quietly compare with `value & mask`).
+    #[error("argument {index}: masked_eq value {value:#x} has bits outside the mask {mask:#x}")]
+    MaskedValue {
+        /// The argument index.
+        index: u8,
+        /// The mask.
+        mask: u64,
+        /// The value.
+        value: u64,
+    },
     /// The name is not a syscall of the architecture.
     #[error("unknown syscall \"{name}\" on {arch}")]
     UnknownSyscall {
@@ -462,6 +473,18 @@ impl Cond {
             return Err(ProfileError::ArgIndex {
                 index: u64::from(self.index),
             });
+        }
+        if let CmpOp::MaskedEq(m) = self.op {
+            // `arg & mask == value` can never hold when `value` has bits outside the mask; BPF
+            // compilers (seccompiler, libseccomp) compare with `value & mask` instead. Refuse
+            // the ambiguity rather than pick a reading.
+            if self.value & !m != 0 {
+                return Err(ProfileError::MaskedValue {
+                    index: self.index,
+                    mask: m,
+                    value: self.value,
+                });
+            }
         }
         if self.bits32 {
             let mask = match self.op {
