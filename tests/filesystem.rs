@@ -103,9 +103,11 @@ fn check_isolated_view() {
     assert!(o.contains("rc=1"), "{o}");
     let size: u64 = o.lines().last().unwrap().trim().parse().unwrap();
     assert!(size <= 1 << 20, "{size}");
-    // /proc shows only the sandbox's processes: the init, sh, ls and grep.
+    // /proc shows only the sandbox's processes: the init, sh, ls, and grep if the shell has
+    // forked it by the time ls reads the directory (the host has hundreds).
     let out = run(&sb, "ls /proc | grep -c '^[0-9]*$'");
-    assert_eq!(text(&out.stdout).trim(), "4", "{}", text(&out.stdout));
+    let n: u32 = text(&out.stdout).trim().parse().unwrap();
+    assert!((3..=4).contains(&n), "{n} processes visible");
     let out = run(
         &sb,
         "echo 1 > /proc/sys/kernel/ns_last_pid; wc -c < /proc/keys",
