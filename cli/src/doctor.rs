@@ -187,6 +187,18 @@ impl ScratchDir {
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
+        // Overlay leaves a mode-000 `work/work`, which an unprivileged user cannot empty
+        // before making it enterable again.
+        fn open_up(p: &std::path::Path) {
+            use std::os::unix::fs::PermissionsExt;
+            if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
+                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                    open_up(&e.path());
+                }
+            }
+        }
+        open_up(&self.0);
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
