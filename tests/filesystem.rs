@@ -216,9 +216,9 @@ fn symlink_attack() {
 
     // Through "/etc" and "../..": resolved inside the new root, where the mounts land.
     let sb = Sandbox::isolated()
-        .bind_rw(&work.0, "/work")
-        .mount_tmpfs(format!("/work/etc/{marker}"), Size::mib(1))
-        .mkdir(format!("/work/up/{marker}/sub"));
+        .bind_rw(&work.0, "/job")
+        .mount_tmpfs(format!("/job/etc/{marker}"), Size::mib(1))
+        .mkdir(format!("/job/up/{marker}/sub"));
     let out = run(
         &sb,
         &format!(
@@ -235,8 +235,8 @@ fn symlink_attack() {
     // Through a link to a host-only directory: nothing to mount on inside the root, so the
     // spawn fails, naming the step.
     let e = Sandbox::isolated()
-        .bind_rw(&work.0, "/work")
-        .mount_tmpfs(format!("/work/host/{marker}"), Size::mib(1))
+        .bind_rw(&work.0, "/job")
+        .mount_tmpfs(format!("/job/host/{marker}"), Size::mib(1))
         .spawn(&sh("true"))
         .expect_err("the destination does not exist inside the new root");
     assert!(matches!(e, Error::Mount { .. }), "{e}");

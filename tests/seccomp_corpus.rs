@@ -36,7 +36,7 @@ const SYS_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Host directories `Sandbox::isolated` shows (read-only).
 const SYS_DIRS: &[&str] = &["/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/"];
 /// Where the work directory is bound in `isolated`.
-const WORK: &str = "/work";
+const WORK: &str = "/job";
 /// The longest any single step may take (the cargo build is the slow one).
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -29,14 +29,14 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 impl Failure {
     /// The library error behind this failure, if there is one.
-    fn library(&self) -> Option<&Error> {
+    fn sandbox_error(&self) -> Option<&Error> {
         self.0.downcast_ref::<Error>()
     }
 
     /// The exit status: 127 when the program does not exist, 126 when it cannot be executed,
     /// 125 otherwise.
     pub fn exit_code(&self) -> i32 {
-        match self.library() {
+        match self.sandbox_error() {
             Some(Error::ProgramNotFound { .. }) => EXIT_NOT_FOUND,
             Some(e) if e.stage() == Some(Stage::Exec) => {
                 if e.errno().is_some_and(|n| n as i32 == libc::ENOENT) {
@@ -51,12 +51,12 @@ impl Failure {
 
     /// The setup stage that failed, for a setup failure.
     pub fn stage(&self) -> Option<Stage> {
-        self.library().and_then(Error::stage)
+        self.sandbox_error().and_then(Error::stage)
     }
 
     /// The errno behind the failure, where there is one.
     pub fn errno(&self) -> Option<i32> {
-        if let Some(e) = self.library() {
+        if let Some(e) = self.sandbox_error() {
             return e.errno().map(|n| n as i32);
         }
         self.0
@@ -66,7 +66,7 @@ impl Failure {
 
     /// What the user can do about it, when the library knows.
     pub fn hint(&self) -> Option<&'static str> {
-        let e = self.library()?;
+        let e = self.sandbox_error()?;
         e.hint().or(match e {
             Error::Cgroup(c) => c.hint(),
             Error::Landlock(l) => l.hint(),
