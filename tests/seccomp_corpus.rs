@@ -11,7 +11,7 @@
 //!   that meets `EPERM` may work around it silently; here any refused call is reported, by name,
 //!   and fails the test;
 //! - `isolated`: [`Sandbox::isolated`] with `default_container()`, the case's work directory
-//!   bound read-write at `/work`.
+//!   bound read-write at `/job`.
 //!
 //! [`Profile::strict`] runs a computing workload: python3 reading stdin, writing stdout.
 //!
@@ -323,7 +323,7 @@ fn corpus(
             env,
         };
         if variant == Variant::Isolated {
-            // Only a fully built isolated sandbox has the work directory at /work.
+            // Only a fully built isolated sandbox has the work directory at /job.
             let probe = ctx
                 .sandbox
                 .output(Command::new("/bin/sh").arg("-c").arg(":"));
