@@ -255,11 +255,7 @@ impl Child {
             self.stderr.take().map(OwnedFd::from),
         ];
         let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-        let mut outcome = if self.outcome.is_some() {
-            self.outcome.clone()
-        } else {
-            None
-        };
+        let mut outcome = self.outcome.clone();
         while outcome.is_none() {
             let now = Instant::now();
             let timeout_ms = self.deadline.map_or(-1, |d| {

@@ -136,7 +136,9 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
         }
     }
 
-    let user_problem: Option<Unavailable> = match (refused, need_user) {
+    // Why the namespaces cannot be had, if they cannot: refused by the kernel for this spawn,
+    // or (when a user namespace is needed) unavailable according to the probe.
+    let problem: Option<Unavailable> = match (refused, need_user) {
         (Some(r), _) => Some(r.clone()),
         (None, true) => host.user_ns.clone().err(),
         (None, false) => None,
@@ -155,71 +157,54 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
         fs: false,
     };
 
-    if need_user {
-        // An implicit user namespace is as required as the strictest namespace it serves.
-        let layer = Layer::Namespace(Namespace::User);
-        match &user_problem {
-            Some(p) => {
-                if let Some((ns, _)) = requested.iter().find(|(_, c)| *c == Compat::Required) {
-                    return Err(Error::Unsupported {
-                        layer: Layer::Namespace(*ns),
-                        reason: format!("it needs a user namespace, and {}", p.reason),
-                        hint: p.hint,
-                    });
-                }
-                if !explicit_user {
-                    d.report.push(
-                        layer,
-                        Enforcement::NotEnforced {
-                            reason: p.reason.clone(),
-                            hint: p.hint,
-                        },
-                    );
-                }
-                for (ns, _) in &requested {
-                    d.report.push(
-                        Layer::Namespace(*ns),
-                        Enforcement::NotEnforced {
-                            reason: if *ns == Namespace::User {
-                                p.reason.clone()
-                            } else {
-                                format!("needs a user namespace: {}", p.reason)
-                            },
-                            hint: p.hint,
-                        },
-                    );
-                }
-                push_dependents(sb, &mut d.report, false, false, false);
-                return Ok(d);
-            }
-            None => {
-                let map = sb.user_ns.clone().unwrap_or_default();
-                d.user_maps = Some(map.map_files(host.euid, host.egid)?);
-                d.setgroups_deny = !host.privileged;
-                d.flags |= Namespace::User.clone_flag();
-                d.report.push(layer, Enforcement::Enforced);
-            }
-        }
-    } else if let Some(p) = refused {
-        // Root, and the kernel (or a seccomp filter around us) refused the namespaces.
+    if let Some(p) = problem {
+        // Without a user namespace, a caller without privileges gets no namespace at all.
+        let via_user = need_user;
         if let Some((ns, _)) = requested.iter().find(|(_, c)| *c == Compat::Required) {
             return Err(Error::Unsupported {
                 layer: Layer::Namespace(*ns),
-                reason: p.reason.clone(),
+                reason: if via_user {
+                    format!("it needs a user namespace, and {}", p.reason)
+                } else {
+                    p.reason.clone()
+                },
                 hint: p.hint,
             });
         }
-        for (ns, _) in &requested {
+        if via_user && !explicit_user {
             d.report.push(
-                Layer::Namespace(*ns),
+                Layer::Namespace(Namespace::User),
                 Enforcement::NotEnforced {
                     reason: p.reason.clone(),
                     hint: p.hint,
                 },
             );
         }
+        for (ns, _) in &requested {
+            let reason = if via_user && *ns != Namespace::User {
+                format!("needs a user namespace: {}", p.reason)
+            } else {
+                p.reason.clone()
+            };
+            d.report.push(
+                Layer::Namespace(*ns),
+                Enforcement::NotEnforced {
+                    reason,
+                    hint: p.hint,
+                },
+            );
+        }
         push_dependents(sb, &mut d.report, false, false, false);
         return Ok(d);
+    }
+
+    if need_user {
+        let map = sb.user_ns.clone().unwrap_or_default();
+        d.user_maps = Some(map.map_files(host.euid, host.egid)?);
+        d.setgroups_deny = !host.privileged;
+        d.flags |= Namespace::User.clone_flag();
+        d.report
+            .push(Layer::Namespace(Namespace::User), Enforcement::Enforced);
     }
 
     for (ns, compat) in requested {
@@ -316,24 +301,20 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 /// the child cannot overwrite it.
 fn above(fd: OwnedFd, floor: RawFd) -> Result<OwnedFd> {
     if fd.as_raw_fd() >= floor {
-        return Ok(fd);
+        Ok(fd)
+    } else {
+        dup_above(&fd, floor)
     }
+}
+
+/// A close-on-exec duplicate of `fd` numbered `floor` or above.
+fn dup_above(fd: impl std::os::fd::AsFd, floor: RawFd) -> Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC on a valid descriptor returns a new descriptor we then own.
-    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+    let new = unsafe { libc::fcntl(fd.as_fd().as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor.max(3)) };
     if new < 0 {
         return Err(Error::io("duplicate a file descriptor", Errno::last()));
     }
     // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-fn dup_above(fd: &OwnedFd, floor: RawFd) -> Result<OwnedFd> {
-    // SAFETY: as in `above`.
-    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor.max(3)) };
-    if new < 0 {
-        return Err(Error::io("duplicate a file descriptor", Errno::last()));
-    }
-    // SAFETY: as in `above`.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
@@ -524,12 +505,14 @@ struct Prepared {
 
 fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
     // With a new root, a bare program name is looked up inside it (by the sandboxed process).
+    let argv = cmd.argv()?;
     let (program, candidates) = if !sb.fs.is_empty() && cmd.is_bare_name() {
-        (cmd.argv()?.swap_remove(0), cmd.path_candidates()?)
+        // Not executed: with candidates the child tries each of them instead.
+        (argv[0].clone(), cmd.path_candidates()?)
     } else {
         (cmd.resolve_program()?, Vec::new())
     };
-    let argv = CStringArray::new(cmd.argv()?);
+    let argv = CStringArray::new(argv);
     let envp = CStringArray::new(cmd.envp()?);
     let cwd = match cmd.cwd_cstring()? {
         Some(dir) => Some(dir),
@@ -654,16 +637,11 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
     let seccomp = sb.compiled_seccomp()?;
     let landlock = sb.prepared_landlock()?;
     let landlock_fd = match landlock.as_ref().and_then(|l| l.raw_fd()) {
-        Some(fd) => {
-            // SAFETY: the ruleset descriptor is owned by `landlock`, alive for this call.
-            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            Some(dup_above(
-                &borrowed
-                    .try_clone_to_owned()
-                    .map_err(|e| Error::io("duplicate the Landlock ruleset", e))?,
-                floor,
-            )?)
-        }
+        // SAFETY: the ruleset descriptor is owned by `landlock`, alive for this call.
+        Some(fd) => Some(dup_above(
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            floor,
+        )?),
         None => None,
     };
     let fs = if sb.fs.is_empty() {

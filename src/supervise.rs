@@ -62,35 +62,40 @@ pub(crate) struct Supervisor {
     handle: Option<JoinHandle<Record>>,
 }
 
+/// `struct seccomp_data`.
 #[repr(C)]
 #[derive(Default)]
-struct SeccompData {
-    nr: i32,
-    arch: u32,
-    ip: u64,
-    args: [u64; 6],
+pub(crate) struct SeccompData {
+    pub nr: i32,
+    pub arch: u32,
+    pub ip: u64,
+    pub args: [u64; 6],
 }
 
+/// `struct seccomp_notif`.
 #[repr(C)]
 #[derive(Default)]
-struct Notif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    data: SeccompData,
+pub(crate) struct Notif {
+    pub id: u64,
+    pub pid: u32,
+    pub flags: u32,
+    pub data: SeccompData,
 }
 
+/// `struct seccomp_notif_resp`.
 #[repr(C)]
 #[derive(Default)]
-struct NotifResp {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
+pub(crate) struct NotifResp {
+    pub id: u64,
+    pub val: i64,
+    pub error: i32,
+    pub flags: u32,
 }
 
-const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+/// `_IOWR('!', 0, struct seccomp_notif)`.
+pub(crate) const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+/// `_IOWR('!', 1, struct seccomp_notif_resp)`.
+pub(crate) const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
 const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
 
 /// The argument whose values a learned profile pins, per syscall.

@@ -208,35 +208,10 @@ fn child_helper() {
     }
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct NotifData {
-    nr: i32,
-    arch: u32,
-    ip: u64,
-    args: [u64; 6],
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct Notif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    data: NotifData,
-}
-
-#[repr(C)]
-struct NotifResp {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
-}
-
-// _IOWR('!', 0, struct seccomp_notif) and _IOWR('!', 1, struct seccomp_notif_resp)
-const NOTIF_RECV: u64 = 0xc050_2100;
-const NOTIF_SEND: u64 = 0xc018_2101;
+use crate::supervise::{
+    Notif, NotifResp, SECCOMP_IOCTL_NOTIF_RECV as NOTIF_RECV,
+    SECCOMP_IOCTL_NOTIF_SEND as NOTIF_SEND,
+};
 
 /// Answers one notification with `ENOTSUP`, reporting the syscall number it saw.
 fn supervise(fd: i32) {
