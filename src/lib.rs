@@ -1,6 +1,6 @@
 //! ringfence runs untrusted commands in a sandbox built from Linux kernel primitives:
-//! namespaces, capability dropping, `no_new_privs`, resource limits and process hygiene —
-//! with seccomp, Landlock and cgroups joining as they land.
+//! namespaces, a private filesystem view, a seccomp filter, Landlock, cgroup limits,
+//! capability dropping, `no_new_privs`, rlimits and process hygiene.
 //!
 //! It is made for Rust programs that host untrusted plugins, CI job runners, and fuzz
 //! harnesses that start a target thousands of times a minute: it should not leak, start fast,
@@ -56,7 +56,10 @@
 //! spawning thread exits, `no_new_privs` (setuid binaries and file capabilities grant nothing),
 //! no capabilities in any set (bounding and ambient included), no inherited file descriptor but
 //! stdio and the ones passed with [`Command::pass_fd`], an empty environment, default signal
-//! dispositions and an empty signal mask. Dropping the [`Child`] kills the sandbox.
+//! dispositions, an empty signal mask, and the seccomp filter [`Profile::default_container`]
+//! (no clock setting, keyring, modules, kexec, bpf, perf, userfaultfd, io_uring, mounts, new
+//! namespaces, ptrace, ...; replace it with [`Sandbox::seccomp`]). Dropping the [`Child`] kills
+//! the sandbox.
 //!
 //! # Threat model, in short
 //!
@@ -70,7 +73,10 @@
 //!
 //! # Compatibility
 //!
-//! Linux ≥ 5.4 (pidfds, `clone3` with a fallback to `clone`; time namespaces need 5.6).
+//! Linux ≥ 5.4 (pidfds, `clone3` with a fallback to `clone`; time namespaces need 5.6; the
+//! filesystem view uses the descriptor-based mount API and needs 5.12; Landlock needs 5.13 and
+//! reports which of its parts the running ABI enforces). The test suite runs on 6.18 and, in a
+//! VM, on Debian's 6.1.
 //! Callers without `CAP_SYS_ADMIN` get a user namespace automatically whenever they ask for
 //! namespaces. Hosts refuse those more and more often (Ubuntu ≥ 23.10 through AppArmor,
 //! `user.max_user_namespaces=0`, container runtimes' seccomp filters); every optional layer is
