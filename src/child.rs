@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use crate::probe::Report;
 use crate::spawn::{ParentStdio, pidfd_kill};
 
+#[cfg(feature = "tokio")]
+pub(crate) mod async_child;
+
 /// Resources a sandbox used, from `wait4`-style accounting of the sandbox's first process and
 /// every descendant it (or the init) reaped.
 #[non_exhaustive]
