@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
+use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::probe::Report;
 use crate::spawn::{ParentStdio, pidfd_kill};
@@ -103,6 +104,8 @@ pub struct Child {
     keep_running: bool,
     cgroup: Option<crate::cgroup::SandboxCgroup>,
     supervisor: Option<crate::supervise::Supervisor>,
+    /// The restrictions of the sandbox this child was spawned in, for [`Child::exec`].
+    exec_template: Option<std::sync::Arc<crate::Sandbox>>,
 }
 
 impl Child {
@@ -135,7 +138,46 @@ impl Child {
             keep_running: false,
             cgroup,
             supervisor,
+            exec_template: None,
         }
+    }
+
+    pub(crate) fn with_exec_template(mut self, template: std::sync::Arc<crate::Sandbox>) -> Child {
+        self.exec_template = Some(template);
+        self
+    }
+
+    /// Run another program inside this running sandbox, like `docker exec`: it enters every
+    /// namespace of the sandbox and its cgroup, sees the sandbox's files, processes and
+    /// network, and runs under the same restrictions (seccomp profile, Landlock rules,
+    /// capabilities, identity, rlimits) — [`Sandbox::join`](crate::Sandbox::join) runs it
+    /// under other (stricter) ones. The new process has its own [`Child`] and [`Outcome`]; it
+    /// is killed when the sandbox ends.
+    ///
+    /// Fails with [`Error::Join`] when the sandbox has ended.
+    ///
+    /// ```no_run
+    /// use ringfence::{Command, Sandbox};
+    ///
+    /// let sandbox = Sandbox::isolated().spawn(Command::new("sleep").arg("60"))?;
+    /// let out = sandbox
+    ///     .exec(Command::new("cat").arg("/etc/hostname"))?
+    ///     .wait_with_output()?;
+    /// # Ok::<(), ringfence::Error>(())
+    /// ```
+    pub fn exec(&self, cmd: &Command) -> Result<Child> {
+        if self.outcome.is_some() {
+            return Err(Error::Join {
+                pid: self.id(),
+                reason: "it has ended".into(),
+                hint: "start the sandbox again; a sandbox can be joined only while it runs",
+            });
+        }
+        let template = match &self.exec_template {
+            Some(t) => crate::Sandbox::clone(t),
+            None => crate::Sandbox::new(),
+        };
+        template.join(self).spawn(cmd)
     }
 
     /// The pid of the sandbox's first process, as the caller sees it (in a new pid namespace,

@@ -37,6 +37,14 @@ pub enum Stage {
     Setsid,
     /// `setns()` into the network namespace given with `Net::Join`.
     JoinNetNs,
+    /// `setns()` through a pidfd into the namespaces of a running sandbox (`Child::exec`) or
+    /// of a pod's holder (`Sandbox::pod`).
+    JoinNs,
+    /// `unshare()` of the namespaces a pod member gets of its own, after joining the pod's.
+    Unshare,
+    /// Forking the process that enters a joined pid (or time) namespace; the forking process
+    /// stays outside as a relay of signals and of the exit status.
+    RelayFork,
     /// Making every mount of the new mount namespace private (no propagation to the host).
     MountPropagation,
     /// Building the new root (reported as [`Error::Mount`], naming the step).
@@ -83,7 +91,7 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order the setup runs them.
-    pub const ALL: [Stage; 30] = [
+    pub const ALL: [Stage; 33] = [
         Stage::Clone,
         Stage::UidMap,
         Stage::SetgroupsDeny,
@@ -93,6 +101,9 @@ impl Stage {
         Stage::Signals,
         Stage::Setsid,
         Stage::JoinNetNs,
+        Stage::JoinNs,
+        Stage::Unshare,
+        Stage::RelayFork,
         Stage::MountPropagation,
         Stage::Mount,
         Stage::TimeNs,
@@ -128,6 +139,9 @@ impl Stage {
             Stage::Signals => "signals",
             Stage::Setsid => "setsid",
             Stage::JoinNetNs => "join_netns",
+            Stage::JoinNs => "join_ns",
+            Stage::Unshare => "unshare",
+            Stage::RelayFork => "relay_fork",
             Stage::MountPropagation => "mount_propagation",
             Stage::Mount => "mount",
             Stage::TimeNs => "time_ns",
@@ -179,6 +193,15 @@ impl Stage {
                 "joining a network namespace needs CAP_SYS_ADMIN over it: run as root, or join the user namespace that owns it"
             }
             (Stage::JoinNetNs, EINVAL) => "the file descriptor is not a network namespace",
+            (Stage::JoinNs, ESRCH) => {
+                "the sandbox to join has ended (its first process exited while joining)"
+            }
+            (Stage::JoinNs, EPERM) => {
+                "joining a sandbox needs privileges over its namespaces: join as the user who started it (or as root)"
+            }
+            (Stage::JoinNs, EINVAL) => {
+                "this kernel cannot join namespaces through a pidfd (Linux 5.8 or later is needed)"
+            }
             (Stage::Setuid | Stage::Setgid | Stage::Setgroups, EINVAL) => {
                 "the uid or gid is not mapped in the sandbox's user namespace"
             }
@@ -381,6 +404,18 @@ pub enum Error {
         stage: Stage,
         /// The error the kernel returned.
         errno: Errno,
+    },
+
+    /// A running sandbox (or pod) cannot be joined: it has ended, it is not ours, it is no
+    /// sandbox at all, ...
+    #[error("cannot join process {pid}: {reason}; {hint}")]
+    Join {
+        /// The pid that was to be joined.
+        pid: u32,
+        /// What is wrong with it.
+        reason: String,
+        /// What to do about it.
+        hint: &'static str,
     },
 
     /// The seccomp profile is invalid or cannot be compiled.

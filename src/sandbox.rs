@@ -10,6 +10,7 @@ use crate::child::{Child, Outcome};
 use crate::command::{Command, Stdio};
 use crate::error::Result;
 use crate::fs::{FsConfig, FsOp, Root, Size};
+use crate::join::{JoinProblem, JoinSpec};
 use crate::landlock::{Landlock, PreparedLandlock};
 use crate::ns::{Namespace, Net, TimeOffsets, UserNs};
 use crate::probe::Compat;
@@ -63,13 +64,15 @@ pub struct Sandbox {
     pub(crate) fs: FsConfig,
     /// The compatibility level of the filesystem view (the strictest of its options).
     pub(crate) fs_compat: Option<Compat>,
-    pub(crate) seccomp: Profile,
+    pub(crate) seccomp: Arc<Profile>,
     pub(crate) landlock: Option<(Landlock, Compat)>,
     pub(crate) cgroup: CgroupConfig,
     pub(crate) cwd: Option<std::path::PathBuf>,
     /// Learning: every syscall is notified, recorded and let through.
     pub(crate) learning: bool,
     pub(crate) cgroups_best_effort: bool,
+    /// A running sandbox or pod to enter instead of creating namespaces (or why it cannot be).
+    pub(crate) join: Option<Arc<std::result::Result<JoinSpec, JoinProblem>>>,
     /// Work that does not depend on the command, done at the first spawn and kept.
     cache: Arc<Cache>,
     compat: Compat,
@@ -117,12 +120,13 @@ impl Sandbox {
             new_session: true,
             fs: FsConfig::default(),
             fs_compat: None,
-            seccomp: Profile::default_container(),
+            seccomp: Arc::new(Profile::default_container()),
             landlock: None,
             cgroup: CgroupConfig::default(),
             cwd: None,
             learning: false,
             cgroups_best_effort: false,
+            join: None,
             cache: Arc::default(),
             compat: Compat::BestEffort,
         }
@@ -134,7 +138,7 @@ impl Sandbox {
     /// behind a guard (other architectures and x32 killed, `clone3` answered with ENOSYS,
     /// `TIOCSTI`/`TIOCLINUX` refused). [`Profile::unconfined`] installs nothing.
     pub fn seccomp(mut self, profile: Profile) -> Sandbox {
-        self.seccomp = profile;
+        self.seccomp = Arc::new(profile);
         self.cache = Arc::default();
         self
     }
@@ -253,7 +257,7 @@ impl Sandbox {
         let profile = if self.seccomp.uses_notify() {
             crate::supervise::with_notified_exec(&self.seccomp)
         } else {
-            self.seccomp.clone()
+            (*self.seccomp).clone()
         };
         let compiled = Arc::new(profile.compile().map_err(crate::Error::Profile)?);
         *slot = Some(compiled.clone());
@@ -637,6 +641,115 @@ impl Sandbox {
     /// Whether a namespace of this kind is requested (explicitly or implied by another option).
     pub fn requests(&self, ns: Namespace) -> bool {
         self.ns[ns.index()].is_some()
+    }
+
+    /// Start the program inside the running sandbox `target` instead of a new one, as
+    /// `docker exec` does: it enters every namespace of `target` (user, mount, pid, network,
+    /// IPC, UTS, cgroup, time — each one `target` does not share with the caller) and its
+    /// cgroup, so it sees the sandbox's files, processes and network, and is killed with it.
+    ///
+    /// The restrictions are this sandbox's own (seccomp profile, Landlock rules, capabilities,
+    /// identity, rlimits, timeout): use [`Child::exec`] for the target's own restrictions, or
+    /// this to run something under stricter ones. Options that create something new — namespaces,
+    /// a filesystem view, a hostname, a network, cgroup limits — cannot be combined with it
+    /// (`spawn` says which).
+    ///
+    /// ```no_run
+    /// use ringfence::{Command, Profile, Sandbox};
+    ///
+    /// let job = Sandbox::isolated().spawn(Command::new("sleep").arg("60"))?;
+    /// let out = Sandbox::new()
+    ///     .seccomp(Profile::strict())
+    ///     .join(&job)
+    ///     .output(Command::new("ps").arg("-e"))?;
+    /// # Ok::<(), ringfence::Error>(())
+    /// ```
+    pub fn join(mut self, target: &Child) -> Sandbox {
+        let spec = target
+            .pidfd()
+            .try_clone_to_owned()
+            .map_err(|e| JoinProblem {
+                pid: target.id(),
+                reason: format!("cannot duplicate its pidfd: {e}"),
+                hint: "raise the open-files limit (ulimit -n)",
+            })
+            .and_then(|fd| {
+                crate::join::open(target.id() as libc::pid_t, Some(fd), &Namespace::ALL)
+            });
+        self.join = Some(Arc::new(spec));
+        self
+    }
+
+    /// Like [`Sandbox::join`], for a sandbox this process did not start (`ringfence exec`):
+    /// process `pid`, the sandbox's first process, which must belong to the caller (or the
+    /// caller be root) and have namespaces of its own.
+    pub fn join_pid(mut self, pid: u32) -> Sandbox {
+        let spec = match libc::pid_t::try_from(pid) {
+            Ok(p) => crate::join::open(p, None, &Namespace::ALL),
+            Err(_) => Err(JoinProblem {
+                pid,
+                reason: "not a valid pid".into(),
+                hint: "give the pid of a running sandbox",
+            }),
+        };
+        self.join = Some(Arc::new(spec));
+        self
+    }
+
+    /// Make this sandbox a member of `pod`: it enters the pod's network, IPC and UTS
+    /// namespaces (and its pid namespace, if the pod has one) and the pod's user namespace
+    /// where it has one, and its cgroup is created below the pod's (so the pod's limits
+    /// bound the sum of its members). The sandbox keeps its own mount, pid (unless the pod
+    /// shares one), cgroup and time namespaces, filesystem view and restrictions.
+    ///
+    /// This replaces the sandbox's own network, IPC and UTS choices; a `.net(..)`,
+    /// `.hostname(..)`, `.ipc_ns()` or `.uts_ns()` given *after* `.pod(..)` makes `spawn`
+    /// fail (the pod decides those).
+    pub fn pod(self, pod: &crate::pod::RunningPod) -> Sandbox {
+        self.with_pod_spec(pod.join_spec())
+    }
+
+    pub(crate) fn with_pod_spec(
+        mut self,
+        spec: std::result::Result<JoinSpec, JoinProblem>,
+    ) -> Sandbox {
+        self.net = Net::Host;
+        self.hostname = None;
+        for ns in [Namespace::Net, Namespace::Ipc, Namespace::Uts] {
+            self.ns[ns.index()] = None;
+        }
+        self.join = Some(Arc::new(spec));
+        self
+    }
+
+    /// The sandbox that [`Child::exec`] uses: this one's restrictions, nothing it creates.
+    pub(crate) fn exec_template(&self) -> Sandbox {
+        Sandbox {
+            ns: [None; Namespace::ALL.len()],
+            user_ns: None,
+            net: Net::Host,
+            hostname: None,
+            time_offsets: None,
+            uid: self.uid,
+            gid: self.gid,
+            keep_caps: self.keep_caps,
+            rlimits: self.rlimits.clone(),
+            umask: self.umask,
+            timeout: None,
+            die_with_parent: self.die_with_parent,
+            new_session: self.new_session,
+            fs: FsConfig::default(),
+            fs_compat: None,
+            seccomp: self.seccomp.clone(),
+            landlock: self.landlock.clone(),
+            cgroup: CgroupConfig::default(),
+            cwd: self.cwd.clone(),
+            learning: self.learning,
+            cgroups_best_effort: false,
+            join: None,
+            cache: self.cache.clone(),
+            compat: self.compat,
+        }
     }
 
     /// Start `cmd` in a new instance of this sandbox.

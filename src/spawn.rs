@@ -42,6 +42,16 @@ pub(crate) struct Plan<'a> {
     /// -1 without a pid namespace.
     pub status_fd: RawFd,
     pub setsid: bool,
+    /// A pidfd whose namespaces to enter (`Child::exec`, pods), or -1.
+    pub join_fd: RawFd,
+    /// The `CLONE_NEW*` flags to enter through `join_fd`.
+    pub join_flags: libc::c_int,
+    /// Namespaces created with `unshare` after joining (a pod member's own).
+    pub unshare_flags: libc::c_int,
+    /// Fork after joining: a joined or unshared pid namespace only applies to children.
+    pub relay: bool,
+    /// Hold the namespaces instead of executing a program (a pod's holder).
+    pub hold: bool,
     pub join_net: RawFd,
     pub mount_private: bool,
     pub time_ns: bool,
@@ -103,6 +113,12 @@ impl CStringArray {
 /// What the parent decided about namespaces for one spawn.
 struct Decision {
     flags: u64,
+    /// Namespaces entered through the joined process's pidfd.
+    join_flags: libc::c_int,
+    /// Namespaces unshared after joining.
+    unshare_flags: libc::c_int,
+    /// Whether the first process forks into a joined or unshared pid namespace.
+    relay: bool,
     user_maps: Option<(String, String)>,
     setgroups_deny: bool,
     report: Report,
@@ -118,6 +134,9 @@ struct Decision {
 /// refused to create namespaces for this spawn (then none are created, or spawn fails if one
 /// is required).
 fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Result<Decision> {
+    if let Some(join) = &sb.join {
+        return decide_join(sb, join.as_ref().as_ref().map_err(Error::from)?);
+    }
     let requested: Vec<(Namespace, Compat)> = Namespace::ALL
         .into_iter()
         .filter_map(|ns| sb.ns[ns.index()].map(|c| (ns, c)))
@@ -146,6 +165,9 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
 
     let mut d = Decision {
         flags: 0,
+        join_flags: 0,
+        unshare_flags: 0,
+        relay: false,
         user_maps: None,
         setgroups_deny: false,
         report: Report::default(),
@@ -246,6 +268,94 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
     d.hostname = sb.hostname.is_some() && d.report.is_enforced(Layer::Namespace(Namespace::Uts));
     d.lo_up = d.report.is_enforced(Layer::Namespace(Namespace::Net));
     push_dependents(sb, &mut d.report, d.fs, d.hostname, d.time_ns);
+    Ok(d)
+}
+
+/// The namespaces of a spawn that enters a running sandbox (`exec`) or a pod: no clone flags;
+/// `setns` through the target's pidfd, then (pod members) `unshare` of the member's own.
+fn decide_join(sb: &Sandbox, spec: &crate::join::JoinSpec) -> Result<Decision> {
+    let requested = |ns: Namespace| sb.ns[ns.index()].is_some();
+    let conflict =
+        |what: &'static str| -> Result<Decision> { Err(ConfigError::Conflict { what }.into()) };
+    let mut d = Decision {
+        flags: 0,
+        join_flags: spec.flags,
+        unshare_flags: 0,
+        relay: false,
+        user_maps: None,
+        setgroups_deny: !spec.setgroups_allowed,
+        report: Report::default(),
+        hostname: false,
+        lo_up: false,
+        time_ns: false,
+        pid_ns: false,
+        mount_ns: false,
+        fs: false,
+    };
+    if sb.user_ns.is_some() {
+        return conflict(
+            "a sandbox that joins another (join, exec, pod) uses the user namespace of what it joins: drop .user_ns(..)",
+        );
+    }
+    match &spec.pod {
+        None => {
+            if Namespace::ALL.into_iter().any(requested) || !sb.fs.is_empty() {
+                return conflict(
+                    "join (exec) enters the namespaces and filesystem view of the running sandbox: drop the namespace and filesystem options (they would create new ones)",
+                );
+            }
+            if sb.hostname.is_some() || !matches!(sb.net, Net::Host) || sb.time_offsets.is_some() {
+                return conflict(
+                    "join (exec) enters the running sandbox's network, hostname and clock: drop .net(..), .hostname(..) and .time_offsets(..)",
+                );
+            }
+            if !sb.cgroup.is_empty() {
+                return conflict(
+                    "join (exec) runs in the running sandbox's cgroup, under its limits: drop the cgroup limits",
+                );
+            }
+        }
+        Some(pod) => {
+            if !matches!(sb.net, Net::Host)
+                || sb.hostname.is_some()
+                || requested(Namespace::Net)
+                || requested(Namespace::Ipc)
+                || requested(Namespace::Uts)
+            {
+                return conflict(
+                    "a pod member uses the pod's network, IPC and UTS namespaces: set .net(..) and .hostname(..) on the pod, not after .pod(..)",
+                );
+            }
+            if requested(Namespace::Mount) {
+                d.mount_ns = true;
+                d.unshare_flags |= Namespace::Mount.clone_flag() as libc::c_int;
+                d.report
+                    .push(Layer::Namespace(Namespace::Mount), Enforcement::Enforced);
+            }
+            if requested(Namespace::Cgroup) {
+                d.unshare_flags |= Namespace::Cgroup.clone_flag() as libc::c_int;
+                d.report
+                    .push(Layer::Namespace(Namespace::Cgroup), Enforcement::Enforced);
+            }
+            if requested(Namespace::Pid) && !pod.pid_ns {
+                d.pid_ns = true;
+                d.unshare_flags |= Namespace::Pid.clone_flag() as libc::c_int;
+                d.report
+                    .push(Layer::Namespace(Namespace::Pid), Enforcement::Enforced);
+            }
+            if requested(Namespace::Time) {
+                d.time_ns = true;
+                d.report
+                    .push(Layer::Namespace(Namespace::Time), Enforcement::Enforced);
+            }
+        }
+    }
+    for ns in &spec.entered {
+        d.report.push(Layer::Namespace(*ns), Enforcement::Enforced);
+    }
+    d.relay = spec.enters(Namespace::Pid) || d.pid_ns;
+    d.fs = !sb.fs.is_empty() && d.mount_ns;
+    push_dependents(sb, &mut d.report, d.fs, false, d.time_ns);
     Ok(d)
 }
 
@@ -506,7 +616,10 @@ struct Prepared {
 fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
     // With a new root, a bare program name is looked up inside it (by the sandboxed process).
     let argv = cmd.argv()?;
-    let (program, candidates) = if !sb.fs.is_empty() && cmd.is_bare_name() {
+    // So is it when entering a running sandbox's mount namespace.
+    let joined = sb.join.as_ref().and_then(|j| j.as_ref().as_ref().ok());
+    let own_root = !sb.fs.is_empty() || joined.is_some_and(|j| j.enters(Namespace::Mount));
+    let (program, candidates) = if own_root && cmd.is_bare_name() {
         // Not executed: with candidates the child tries each of them instead.
         (argv[0].clone(), cmd.path_candidates()?)
     } else {
@@ -620,10 +733,19 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         Net::Join(fd) => Some(dup_above(fd, floor)?),
         _ => None,
     };
-    let (cgroup, cgroup_problem) = if sb.cgroup.is_empty() {
+    // A pod member's cgroup goes below the pod's.
+    let pod_cgroup = joined
+        .and_then(|j| j.pod.as_ref())
+        .and_then(|p| p.cgroup_parent.clone())
+        .map(|parent| crate::cgroup::CgroupConfig {
+            parent: Some(parent),
+            ..sb.cgroup.clone()
+        });
+    let cgroup_cfg = pod_cgroup.as_ref().unwrap_or(&sb.cgroup);
+    let (cgroup, cgroup_problem) = if cgroup_cfg.is_empty() {
         (None, None)
     } else {
-        match crate::cgroup::SandboxCgroup::create(&sb.cgroup) {
+        match crate::cgroup::SandboxCgroup::create(cgroup_cfg) {
             Ok(c) => (Some(c), None),
             Err(e)
                 if sb.cgroups_best_effort
@@ -678,6 +800,16 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
 }
 
 pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
+    spawn_as(sb, cmd, false)
+}
+
+/// Start a pod's holder: the sandbox's setup, then, instead of a program, a process that only
+/// holds the namespaces (see `inside::init::hold`).
+pub(crate) fn spawn_holder(sb: &Sandbox) -> Result<Child> {
+    spawn_as(sb, &Command::new("/ringfence-pod-holder"), true)
+}
+
+fn spawn_as(sb: &Sandbox, cmd: &Command, hold: bool) -> Result<Child> {
     let started = Instant::now();
     let host = probe();
     let prep = prepare(sb, cmd)?;
@@ -686,7 +818,7 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
     let mut refused: Option<Unavailable> = None;
     let (d, pid, pidfd, status_r, born_in_cgroup) = loop {
         let d = decide(sb, host, refused.as_ref())?;
-        let (status_r, status_w) = if d.pid_ns {
+        let (status_r, status_w) = if d.pid_ns || d.relay {
             let (r, w) = pipe()?;
             (Some(r), Some(above(w, prep.floor)?))
         } else {
@@ -698,6 +830,11 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
             err_fd: prep.err_w.as_raw_fd(),
             status_fd: status_w.as_ref().map_or(-1, |f| f.as_raw_fd()),
             setsid: sb.new_session,
+            join_fd: join_spec(sb).map_or(-1, |j| j.pidfd.as_raw_fd()),
+            join_flags: d.join_flags,
+            unshare_flags: d.unshare_flags,
+            relay: d.relay,
+            hold,
             join_net: prep.join_net.as_ref().map_or(-1, |f| f.as_raw_fd()),
             mount_private: d.mount_ns,
             time_ns: d.time_ns,
@@ -825,7 +962,14 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
         }
     }
 
-    // Into the cgroup before anything of the program runs (v1; v2 without clone3).
+    // Into the joined sandbox's cgroup, or into our own, before anything of the program runs
+    // (v1; v2 without clone3).
+    if let Some(spec) = join_spec(sb) {
+        if let Err(e) = crate::join::attach_cgroups(&spec.cgroup, pid) {
+            abort_child(&pidfd);
+            return Err(e);
+        }
+    }
     if let Some(cg) = &cgroup {
         if !born_in_cgroup {
             if let Err(e) = cg.attach(pid) {
@@ -843,12 +987,13 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
     }
     let mut supervisor = None;
     let mut take_listener = |number: i32| -> Result<()> {
-        let target = crate::supervise::installer(pid, &pidfd, d.pid_ns)?;
+        let depth = u32::from(d.relay) + u32::from(d.pid_ns);
+        let target = crate::supervise::installer(pid, &pidfd, depth)?;
         let listener = crate::supervise::take_listener(&target, number)?;
         let mode = if sb.learning {
             crate::supervise::Mode::Learn
         } else {
-            crate::supervise::Mode::Enforce(sb.seccomp.clone())
+            crate::supervise::Mode::Enforce((*sb.seccomp).clone())
         };
         let arch = crate::seccomp::Arch::native().ok_or(Error::Protocol("unknown architecture"))?;
         supervisor = Some(crate::supervise::Supervisor::start(listener, mode, arch));
@@ -879,8 +1024,15 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
             },
         );
     }
+    if let Some(pod) = join_spec(sb).and_then(|j| j.pod.as_ref()) {
+        if let Ok(fd) = pidfd.try_clone() {
+            let mut members = pod.members.lock().unwrap_or_else(|e| e.into_inner());
+            members.retain(|m| pidfd_kill(m, 0).is_ok());
+            members.push(fd);
+        }
+    }
     tracing::debug!(pid, "sandbox started");
-    Ok(Child::new(
+    let child = Child::new(
         pid,
         pidfd,
         parent_stdio,
@@ -888,10 +1040,20 @@ pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
         report,
         started,
         sb.timeout.map(|t| started + t),
-        !d.pid_ns && sb.new_session,
+        sb.new_session && (d.relay || !d.pid_ns),
         cgroup,
         supervisor,
-    ))
+    );
+    Ok(if hold {
+        child
+    } else {
+        child.with_exec_template(Arc::new(sb.exec_template()))
+    })
+}
+
+/// The running sandbox or pod the spawn enters, if any (`decide` has checked it is usable).
+fn join_spec(sb: &Sandbox) -> Option<&crate::join::JoinSpec> {
+    sb.join.as_ref().and_then(|j| j.as_ref().as_ref().ok())
 }
 
 fn push_hygiene(sb: &Sandbox, report: &mut Report) {

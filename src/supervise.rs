@@ -278,13 +278,19 @@ pub(crate) fn take_listener(target: &OwnedFd, number: i32) -> Result<OwnedFd> {
     }
 }
 
-/// The pidfd of the process that installs the filter: the first process itself, or with a pid
-/// namespace the init's only child (the program).
-pub(crate) fn installer(pid: libc::pid_t, pidfd: &OwnedFd, init: bool) -> Result<OwnedFd> {
-    let target = if init {
-        let path = format!("/proc/{pid}/task/{pid}/children");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
+/// The pidfd of the process that installs the filter: the first process itself (`depth` 0),
+/// or its only child (behind an init or a relay), or grandchild (a relay, then an init).
+pub(crate) fn installer(pid: libc::pid_t, pidfd: &OwnedFd, depth: u32) -> Result<OwnedFd> {
+    if depth == 0 {
+        return pidfd
+            .try_clone()
+            .map_err(|e| Error::io("duplicate a pidfd", e));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut target = pid;
+    for _ in 0..depth {
+        let path = format!("/proc/{target}/task/{target}/children");
+        target = loop {
             let children = std::fs::read_to_string(&path).unwrap_or_default();
             if let Some(c) = children
                 .split_whitespace()
@@ -297,12 +303,8 @@ pub(crate) fn installer(pid: libc::pid_t, pidfd: &OwnedFd, init: bool) -> Result
                 return Err(Error::Protocol("the sandbox's program did not appear"));
             }
             std::thread::sleep(Duration::from_micros(20));
-        }
-    } else {
-        return pidfd
-            .try_clone()
-            .map_err(|e| Error::io("duplicate a pidfd", e));
-    };
+        };
+    }
     // SAFETY: pidfd_open of our own descendant; returns a new descriptor we then own.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, target as libc::pid_t, 0) };
     if fd < 0 {

@@ -5,6 +5,8 @@
 //!
 //! Same rule as the rest of `inside`: async-signal-safe code only.
 
+use std::ffi::CStr;
+
 use nix::errno::Errno;
 
 use crate::spawn::Plan;
@@ -48,8 +50,12 @@ pub(super) fn uninstall_forwarding() -> Result<(), Errno> {
     Ok(())
 }
 
-fn close_all_but(keep: libc::c_int) {
+/// Close every descriptor but the (at most two, -1 for none) in `keep`.
+fn close_all_but(keep: [libc::c_int; 2]) {
     let close_range = |first: libc::c_uint, last: libc::c_uint| {
+        if first > last {
+            return;
+        }
         // SAFETY: close_range with integer arguments.
         let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
         if rc != 0 {
@@ -59,34 +65,47 @@ fn close_all_but(keep: libc::c_int) {
             }
         }
     };
-    if keep > 0 {
-        close_range(0, keep as libc::c_uint - 1);
+    let (a, b) = if keep[0] <= keep[1] {
+        (keep[0], keep[1])
+    } else {
+        (keep[1], keep[0])
+    };
+    let mut next: libc::c_uint = 0;
+    for k in [a, b] {
+        if k >= 0 && k as libc::c_uint >= next {
+            if k > 0 {
+                close_range(next, k as libc::c_uint - 1);
+            }
+            next = k as libc::c_uint + 1;
+        }
     }
-    close_range(keep as libc::c_uint + 1, libc::c_uint::MAX);
+    close_range(next, libc::c_uint::MAX);
 }
 
 /// The init's loop. Never returns.
 pub(super) fn run(p: &Plan, payload: libc::pid_t) -> ! {
-    // The init holds nothing the program could use: no stdio, no pipes but the status pipe.
-    close_all_but(p.status_fd);
     // The init keeps its capabilities, which is what protects it from the program: ptrace
     // needs the tracer's permitted set to cover the tracee's, and the program has none. (Making
     // it non-dumpable would also hide /proc/PID/ns from the sandbox's unprivileged owner.)
+    serve(p.status_fd, payload, -1, c"ringfence-init")
+}
+
+/// The relay's loop (see `relay_fork`): like the init's, outside the joined pid namespace,
+/// holding `alive` open so that its child can tell whether it is still there. Never returns.
+pub(super) fn relay(p: &Plan, payload: libc::pid_t, alive: libc::c_int) -> ! {
+    serve(p.status_fd, payload, alive, c"ringfence-relay")
+}
+
+/// Forward signals to `payload`, reap every child, exit with the payload's status.
+fn serve(status_fd: libc::c_int, payload: libc::pid_t, alive: libc::c_int, name: &CStr) -> ! {
+    // It holds nothing the program could use: no stdio, no pipes but the status pipe.
+    close_all_but([status_fd, alive]);
     // SAFETY: plain prctls; the name is a static C string.
     unsafe {
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        libc::prctl(libc::PR_SET_NAME, c"ringfence-init".as_ptr(), 0, 0, 0);
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
     }
-    // SAFETY: sigset_t is plain data on this stack.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        for sig in FORWARDED {
-            libc::sigaddset(&mut set, sig);
-        }
-        set
-    };
+    let set = wait_set(&FORWARDED);
     loop {
         // SAFETY: waits for one of the blocked signals in `set`.
         let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
@@ -99,12 +118,50 @@ pub(super) fn run(p: &Plan, payload: libc::pid_t) -> ! {
                     break;
                 }
                 if pid == payload {
-                    exit_with(p.status_fd, status);
+                    exit_with(status_fd, status);
                 }
             }
         } else if sig > 0 {
             // SAFETY: forwards the signal to our own child.
             unsafe { libc::kill(payload, sig) };
+        }
+    }
+}
+
+/// SIGCHLD and `signals`, as a set for `sigwaitinfo` (all of them are blocked).
+fn wait_set(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data on this stack.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        for &sig in signals {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// A pod's holder: it owns the pod's namespaces and does nothing else — it reaps whatever
+/// is reparented to it and exits (0) on SIGTERM, SIGINT or SIGHUP. Closing every descriptor
+/// also closes the error pipe, which tells the parent the holder is ready.
+pub(super) fn hold() -> ! {
+    close_all_but([-1, -1]);
+    // SAFETY: plain prctls; the name is a static C string.
+    unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        libc::prctl(libc::PR_SET_NAME, c"ringfence-pod".as_ptr(), 0, 0, 0);
+    }
+    let set = wait_set(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP]);
+    loop {
+        // SAFETY: waits for one of the blocked signals in `set`.
+        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        if sig == libc::SIGCHLD {
+            // SAFETY: reaps any child without blocking.
+            while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+        } else if sig > 0 {
+            // SAFETY: _exit never returns.
+            unsafe { libc::_exit(0) }
         }
     }
 }

@@ -113,6 +113,19 @@ fn setup(p: &Plan) -> Step<Infallible> {
         // SAFETY: setsid has no arguments.
         cvt(unsafe { libc::setsid() }).at(Stage::Setsid)?;
     }
+    if p.join_fd >= 0 {
+        // Every namespace of the sandbox (or pod) at once: the user namespace first, so that
+        // the others are entered with the capabilities it gives.
+        // SAFETY: setns on a pidfd the parent opened, with CLONE_NEW* flags.
+        cvt(unsafe { libc::setns(p.join_fd, p.join_flags) }).at(Stage::JoinNs)?;
+    }
+    if p.unshare_flags != 0 {
+        // SAFETY: unshare with CLONE_NEW* flags.
+        cvt(unsafe { libc::unshare(p.unshare_flags) }).at(Stage::Unshare)?;
+    }
+    if p.relay {
+        relay_fork(p)?;
+    }
     if p.join_net >= 0 {
         // SAFETY: setns on a descriptor the parent checked is a network namespace.
         cvt(unsafe { libc::setns(p.join_net, libc::CLONE_NEWNET) }).at(Stage::JoinNetNs)?;
@@ -146,6 +159,10 @@ fn setup(p: &Plan) -> Step<Infallible> {
         loopback_up().at(Stage::Loopback)?;
     }
 
+    if p.hold {
+        init::install_forwarding().at(Stage::InitSignals)?;
+        init::hold();
+    }
     if p.init {
         init::install_forwarding().at(Stage::InitSignals)?;
         // SAFETY: fork-like clone; the child continues with async-signal-safe code only.
@@ -166,6 +183,62 @@ fn setup(p: &Plan) -> Step<Infallible> {
         init::uninstall_forwarding().at(Stage::Signals)?;
     }
     payload(p)
+}
+
+/// Enter a joined (or newly unshared) pid namespace, which only applies to children: fork.
+/// The parent stays outside as a relay: it forwards signals to the child and reports its
+/// status like an init (see `init::run`). The child returns and goes on with the setup.
+fn relay_fork(p: &Plan) -> Step {
+    let mut alive: [libc::c_int; 2] = [-1, -1];
+    // SAFETY: pipe2 fills the array on this stack.
+    cvt(unsafe { libc::pipe2(alive.as_mut_ptr(), libc::O_CLOEXEC) }).at(Stage::RelayFork)?;
+    init::install_forwarding().at(Stage::InitSignals)?;
+    // SAFETY: fork-like clone; the child continues with async-signal-safe code only.
+    let pid = cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    })
+    .at(Stage::RelayFork)?;
+    if pid != 0 {
+        // The write end stays open as long as the relay lives.
+        init::relay(p, pid as libc::pid_t, alive[1]);
+    }
+    // SAFETY: closes our copy of the write end; then plain prctl with integer arguments.
+    unsafe { libc::close(alive[1]) };
+    init::uninstall_forwarding().at(Stage::Signals)?;
+    if p.die_with_parent {
+        // SAFETY: plain prctl with integer arguments.
+        cvt(unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        })
+        .at(Stage::ParentDeathSignal)?;
+    }
+    // If the relay died before the death signal was set, the pipe is already closed.
+    let mut pfd = libc::pollfd {
+        fd: alive[0],
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll of one descriptor on this stack, without waiting; then close it.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    // SAFETY: closes the read end.
+    unsafe { libc::close(alive[0]) };
+    if n != 0 {
+        return Err((Stage::ParentDeathSignal, Errno::ESRCH, 0));
+    }
+    Ok(())
 }
 
 /// The program's process: stdio, identity, capabilities, descriptors, exec.
