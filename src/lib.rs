@@ -69,7 +69,15 @@
 //! the seccomp and filesystem layers are for. Kernel bugs and hardware side channels are out of
 //! scope. Without a pid namespace, a program that escapes its process group (double fork and
 //! `setsid`) can outlive the sandbox; use [`Sandbox::pid_ns`] (or, later, a cgroup) when that
-//! matters.
+//! matters. SECURITY.md, at the root of the repository, has the full model: what each layer
+//! covers and what it does not, the defaults and why, and how to report a vulnerability.
+//!
+//! # Async
+//!
+//! With the `tokio` feature, `Sandbox::spawn_async` (or `Child::into_async`) gives an
+//! `AsyncChild`, in the style of `tokio::process::Child`: `wait` and `wait_with_output` are
+//! awaited on a Tokio runtime (the sandbox's end comes through its pidfd in the runtime's
+//! reactor, the timeout through its timer) and give the same [`Outcome`].
 //!
 //! # Compatibility
 //!
