@@ -82,7 +82,7 @@ enum ProfileAction {
     },
     /// Write the compiled BPF programs, one file per filter in installation order, each a raw
     /// `struct sock_filter` array in this machine's byte order, as the kernel receives it:
-    /// `00-guard.bpf` and `01-profile.bpf` [CompiledProfile::to_bytes].
+    /// `00-filter.bpf`, the profile with the guard merged in [CompiledProfile::to_bytes].
     Compile {
         /// `default`, `strict`, or the path of an OCI / Docker JSON profile.
         #[arg(value_name = "default|strict|PATH")]

@@ -1,14 +1,15 @@
-//! Lowering a [`Profile`] to classic BPF: seccompiler does the rule code, ringfence adds what
-//! it lacks (several actions in one program, user notification, the guard).
+//! Lowering a [`Profile`] to classic BPF: one program holding the guard and the profile, with
+//! a binary search on the syscall number in front of short per-syscall rule blocks.
+//!
+//! The program is kept short because the kernel's cost of installing a filter grows with its
+//! length (conversion to eBPF, JIT, and the emulation that fills the per-syscall action cache),
+//! and every sandbox installs it once per spawn: the default profile with the guard is about
+//! 160 instructions, where a program per rule segment (seccompiler's layout) plus a separate
+//! guard came to 975.
 
 use std::collections::BTreeMap;
 
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule,
-};
-
-use super::profile::{Action, Arch, CmpOp, Cond, Profile, ProfileError, RET_USER_NOTIF};
+use super::profile::{Action, Arch, CmpOp, Cond, Profile, ProfileError};
 
 /// The kernel's limit on the length of one filter program (`BPF_MAXINSNS`).
 pub const BPF_MAXINSNS: usize = 4096;
@@ -68,7 +69,12 @@ const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
     Insn { code, jt, jf, k }
 }
 
-/// The guard program installed with every confined profile.
+/// The guard every confined profile carries, as a program of its own.
+///
+/// [`Profile::compile`] merges it into the profile's program (one filter to install, with the
+/// result the kernel gives for this guard installed first and the profile after it); this
+/// stand-alone form states the guard's meaning and serves to check the merge and to stack
+/// the guard in front of programs from other compilers.
 ///
 /// ```text
 /// arch != native            -> KILL_PROCESS   (i386 int 0x80, arm32, ...)
@@ -110,8 +116,9 @@ pub fn guard(arch: Arch) -> Vec<Insn> {
 
 /// A profile compiled to BPF, ready to be installed (many times: compile once, spawn often).
 ///
-/// Holds one program per filter to install, in installation order: the guard first, then
-/// the profile. An [`unconfined`](Profile::unconfined) profile has none.
+/// Holds the programs to install, in installation order: one program (the profile with the
+/// [`guard`] merged in) for a confined profile, none for an
+/// [`unconfined`](Profile::unconfined) one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompiledProfile {
     programs: Vec<Box<[Insn]>>,
@@ -119,7 +126,7 @@ pub struct CompiledProfile {
 }
 
 impl CompiledProfile {
-    /// The programs, in the order they are installed (guard, then profile).
+    /// The programs, in the order they are installed (one, or none when unconfined).
     pub fn programs(&self) -> impl DoubleEndedIterator<Item = &[Insn]> + ExactSizeIterator {
         self.programs.iter().map(|p| &p[..])
     }
@@ -173,106 +180,6 @@ impl CompiledProfile {
     }
 }
 
-// seccompiler has no user-notification action and no "go on with the next part" action. They are
-// compiled as ERRNO returns with data that is no valid errno, then patched.
-const PLACEHOLDER_NOTIFY: u32 = 0xfffe;
-const PLACEHOLDER_NEXT: u32 = 0xffff;
-
-/// Profiles with rules for more syscalls than this get a dispatch prefix (see [`dispatch`]).
-/// Smaller ones stay a plain chain (and their instructions stay easy to check by eye).
-const DISPATCH_THRESHOLD: usize = 16;
-
-const BPF_LD_W_ABS: u16 = 0x20;
-const BPF_JMP_JEQ_K: u16 = 0x15;
-const BPF_JMP_JGE_K: u16 = 0x35;
-const BPF_JMP_JA: u16 = 0x05;
-const BPF_RET_K: u16 = 0x06;
-const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
-/// Marks a jump to the end of the prefix until its offset is known.
-const TO_REST: u32 = u32::MAX;
-
-fn insn(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
-    Insn { code, jt, jf, k }
-}
-
-/// A binary search over the syscalls that have rules, put in front of the rule chain: a
-/// syscall without rules returns the default action after about log2(n) comparisons instead of
-/// walking the whole chain. Besides the run time of such calls, this is what makes installing
-/// a filter cheap: the kernel evaluates the filter once per syscall number, at installation, to
-/// cache the syscalls that are always allowed.
-///
-/// Layout: the architecture check (wrong architecture: kill the process, like the rest of the
-/// program), `ld nr`, then the search tree; a leaf that finds its number jumps past the prefix
-/// into the chain, every other leaf returns the default action.
-fn dispatch(sorted: &[u32], default_ret: u32, arch: Arch) -> Vec<Insn> {
-    fn tree(sorted: &[u32], default_ret: u32, out: &mut Vec<Insn>) {
-        match sorted {
-            [] => out.push(insn(BPF_RET_K, default_ret, 0, 0)),
-            [nr] => {
-                out.push(insn(BPF_JMP_JEQ_K, *nr, 0, 1));
-                out.push(insn(BPF_JMP_JA, TO_REST, 0, 0));
-                out.push(insn(BPF_RET_K, default_ret, 0, 0));
-            }
-            _ => {
-                let mid = sorted.len() / 2;
-                let mut lower = Vec::new();
-                tree(&sorted[..mid], default_ret, &mut lower);
-                // nr >= sorted[mid]: the next instruction jumps over the lower half.
-                out.push(insn(BPF_JMP_JGE_K, sorted[mid], 0, 1));
-                out.push(insn(BPF_JMP_JA, lower.len() as u32, 0, 0));
-                out.extend(lower);
-                tree(&sorted[mid..], default_ret, out);
-            }
-        }
-    }
-    let mut out = vec![
-        insn(BPF_LD_W_ABS, 4, 0, 0), // seccomp_data.arch
-        insn(BPF_JMP_JEQ_K, arch.audit_arch(), 1, 0),
-        insn(BPF_RET_K, SECCOMP_RET_KILL_PROCESS, 0, 0),
-        insn(BPF_LD_W_ABS, 0, 0, 0), // seccomp_data.nr
-    ];
-    tree(sorted, default_ret, &mut out);
-    let len = out.len();
-    for (i, ins) in out.iter_mut().enumerate() {
-        if ins.code == BPF_JMP_JA && ins.k == TO_REST {
-            ins.k = (len - i - 1) as u32;
-        }
-    }
-    out
-}
-
-fn backend_action(a: Action) -> SeccompAction {
-    match a {
-        Action::Allow => SeccompAction::Allow,
-        Action::Errno(e) => SeccompAction::Errno(u32::from(e)),
-        Action::KillProcess => SeccompAction::KillProcess,
-        Action::KillThread => SeccompAction::KillThread,
-        Action::Trap => SeccompAction::Trap,
-        Action::Log => SeccompAction::Log,
-        Action::Notify => SeccompAction::Errno(PLACEHOLDER_NOTIFY),
-        Action::Trace(m) => SeccompAction::Trace(u32::from(m)),
-    }
-}
-
-fn backend_cond(c: &Cond) -> Result<SeccompCondition, ProfileError> {
-    let len = if c.is_32bit() {
-        SeccompCmpArgLen::Dword
-    } else {
-        SeccompCmpArgLen::Qword
-    };
-    let op = match c.op() {
-        CmpOp::Eq => SeccompCmpOp::Eq,
-        CmpOp::Ne => SeccompCmpOp::Ne,
-        CmpOp::Lt => SeccompCmpOp::Lt,
-        CmpOp::Le => SeccompCmpOp::Le,
-        CmpOp::Gt => SeccompCmpOp::Gt,
-        CmpOp::Ge => SeccompCmpOp::Ge,
-        CmpOp::MaskedEq(m) => SeccompCmpOp::MaskedEq(m),
-    };
-    SeccompCondition::new(c.index(), len, op, c.value())
-        .map_err(|e| ProfileError::Backend(e.to_string()))
-}
-
 /// One syscall's rules as runs of equal actions: `(action, rules)`, where an empty rule list
 /// inside means "unconditional".
 type Runs = Vec<(Action, Vec<Vec<Cond>>)>;
@@ -312,8 +219,496 @@ fn runs(profile: &Profile) -> BTreeMap<u32, Runs> {
     out
 }
 
+/// Jump targets before layout.
+type Label = usize;
+
+/// One instruction of a program under construction: jumps name labels, resolved by
+/// [`Asm::finish`].
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// A load, an ALU operation or a return.
+    Plain(Insn),
+    /// A conditional jump (`code` is `BPF_JMP | op | BPF_K`).
+    Jump {
+        code: u16,
+        k: u32,
+        jt: Label,
+        jf: Label,
+    },
+    /// An unconditional jump.
+    Ja(Label),
+    /// Binds a label to the next instruction (takes no space).
+    Bind(Label),
+}
+
+// Opcodes of the instructions the compiler emits.
+const LD_W_ABS: u16 = BPF_LD | BPF_W | BPF_ABS;
+const RET_K: u16 = BPF_RET | BPF_K;
+const JEQ_K: u16 = BPF_JMP | BPF_JEQ | BPF_K;
+const JGE_K: u16 = BPF_JMP | BPF_JGE | BPF_K;
+const JGT_K: u16 = BPF_JMP | 0x20 | BPF_K;
+const JSET_K: u16 = BPF_JMP | 0x40 | BPF_K;
+const AND_K: u16 = 0x04 | 0x50 | BPF_K;
+
+/// A small assembler: only forward jumps, conditional jumps farther than 255 instructions get
+/// an unconditional trampoline.
+#[derive(Default)]
+struct Asm {
+    ops: Vec<Op>,
+    labels: usize,
+}
+
+impl Asm {
+    fn label(&mut self) -> Label {
+        self.labels += 1;
+        self.labels - 1
+    }
+    fn bind(&mut self, l: Label) {
+        self.ops.push(Op::Bind(l));
+    }
+    fn ld(&mut self, off: u32) {
+        self.ops.push(Op::Plain(stmt(LD_W_ABS, off)));
+    }
+    fn ret(&mut self, ret: u32) {
+        self.ops.push(Op::Plain(stmt(RET_K, ret)));
+    }
+    fn jump(&mut self, code: u16, k: u32, jt: Label, jf: Label) {
+        self.ops.push(Op::Jump { code, k, jt, jf });
+    }
+    fn ja(&mut self, l: Label) {
+        self.ops.push(Op::Ja(l));
+    }
+
+    /// Resolves the labels. Unconditional jumps to the next instruction are dropped;
+    /// conditional jumps whose target is out of reach of their 8-bit offsets go through a
+    /// trampoline placed right after them.
+    fn finish(mut self) -> Vec<Insn> {
+        // Drop `ja L` when L is bound before the next instruction.
+        let mut i = 0;
+        while i < self.ops.len() {
+            if let Op::Ja(l) = self.ops[i] {
+                let next_binds = self.ops[i + 1..]
+                    .iter()
+                    .take_while(|o| matches!(o, Op::Bind(_)))
+                    .any(|o| matches!(o, Op::Bind(b) if *b == l));
+                if next_binds {
+                    self.ops.remove(i);
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        loop {
+            let mut at = vec![usize::MAX; self.labels];
+            let mut pos = Vec::with_capacity(self.ops.len());
+            let mut n = 0;
+            for op in &self.ops {
+                pos.push(n);
+                debug_assert!(
+                    !matches!(op, Op::Bind(l) if at[*l] != usize::MAX),
+                    "bound twice"
+                );
+                match op {
+                    Op::Bind(l) => at[*l] = n,
+                    _ => n += 1,
+                }
+            }
+            let far = self.ops.iter().enumerate().find_map(|(i, op)| match op {
+                Op::Jump { jt, jf, .. } => {
+                    let dist = |l: Label| at[l] - pos[i] - 1;
+                    (dist(*jt) > 255 || dist(*jf) > 255).then_some(i)
+                }
+                _ => None,
+            });
+            let Some(i) = far else {
+                debug_assert!(
+                    self.ops.iter().all(|op| match op {
+                        Op::Jump { jt, jf, .. } => at[*jt] != usize::MAX && at[*jf] != usize::MAX,
+                        Op::Ja(l) => at[*l] != usize::MAX,
+                        _ => true,
+                    }),
+                    "unbound label"
+                );
+                return self
+                    .ops
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, op)| {
+                        // Every jump is forward: a target is bound after its jump.
+                        let dist = |l: Label| at[l] - pos[i] - 1;
+                        match *op {
+                            Op::Plain(insn) => Some(insn),
+                            Op::Jump { code, k, jt, jf } => {
+                                Some(jump(code, k, dist(jt) as u8, dist(jf) as u8))
+                            }
+                            Op::Ja(l) => Some(stmt(BPF_JMP | BPF_JA, dist(l) as u32)),
+                            Op::Bind(_) => None,
+                        }
+                    })
+                    .collect();
+            };
+            let Op::Jump { code, k, jt, jf } = self.ops[i] else {
+                unreachable!("only conditional jumps are far")
+            };
+            let dist = |l: Label| at[l] - pos[i] - 1;
+            let mut tramp = Vec::new();
+            let (mut nt, mut nf) = (jt, jf);
+            for (far, target, new) in [(dist(jt) > 255, jt, &mut nt), (dist(jf) > 255, jf, &mut nf)]
+            {
+                if far {
+                    self.labels += 1;
+                    *new = self.labels - 1;
+                    tramp.extend([Op::Bind(*new), Op::Ja(target)]);
+                }
+            }
+            self.ops[i] = Op::Jump {
+                code,
+                k,
+                jt: nt,
+                jf: nf,
+            };
+            self.ops.splice(i + 1..i + 1, tramp);
+        }
+    }
+}
+
+/// A test on one 32-bit word of `seccomp_data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WordTest {
+    /// Always true.
+    Always,
+    Eq(u32),
+    Gt(u32),
+    Ge(u32),
+    /// `word & mask != 0`
+    AnySet(u32),
+    /// `word & mask == 0`
+    NoneSet(u32),
+    /// `word & mask == value`
+    MaskEq(u32, u32),
+}
+
+/// `word & mask == value` (with `value & !mask == 0`, as [`Cond`] checks) in its cheapest form.
+fn masked(mask: u32, value: u32) -> WordTest {
+    if mask == 0 {
+        WordTest::Always
+    } else if value == 0 {
+        WordTest::NoneSet(mask)
+    } else if value == mask && mask.is_power_of_two() {
+        WordTest::AnySet(mask)
+    } else if mask == u32::MAX {
+        WordTest::Eq(value)
+    } else {
+        WordTest::MaskEq(mask, value)
+    }
+}
+
+fn emit_word(asm: &mut Asm, off: u32, test: WordTest, pass: Label, fail: Label) {
+    if test == WordTest::Always {
+        asm.ja(pass);
+        return;
+    }
+    asm.ld(off);
+    match test {
+        WordTest::Always => {}
+        WordTest::Eq(v) => asm.jump(JEQ_K, v, pass, fail),
+        WordTest::Gt(v) => asm.jump(JGT_K, v, pass, fail),
+        WordTest::Ge(v) => asm.jump(JGE_K, v, pass, fail),
+        WordTest::AnySet(m) => asm.jump(JSET_K, m, pass, fail),
+        WordTest::NoneSet(m) => asm.jump(JSET_K, m, fail, pass),
+        WordTest::MaskEq(m, v) => {
+            asm.ops.push(Op::Plain(stmt(AND_K, m)));
+            asm.jump(JEQ_K, v, pass, fail);
+        }
+    }
+}
+
+/// Jumps to `pass` when `c` holds, to `fail` otherwise. 64-bit comparisons look at the high
+/// word first; 32-bit ones load only the low word.
+fn emit_cond(asm: &mut Asm, c: &Cond, pass: Label, fail: Label) {
+    let lo = off_arg_lo(u32::from(c.index()));
+    let hi = lo + 4;
+    let v = c.value();
+    let (vh, vl) = ((v >> 32) as u32, v as u32);
+    if c.is_32bit() {
+        let (test, pass, fail) = match c.op() {
+            CmpOp::Eq => (WordTest::Eq(vl), pass, fail),
+            CmpOp::Ne => (WordTest::Eq(vl), fail, pass),
+            CmpOp::Gt => (WordTest::Gt(vl), pass, fail),
+            CmpOp::Ge => (WordTest::Ge(vl), pass, fail),
+            CmpOp::Lt => (WordTest::Ge(vl), fail, pass),
+            CmpOp::Le => (WordTest::Gt(vl), fail, pass),
+            CmpOp::MaskedEq(m) => (masked(m as u32, vl), pass, fail),
+        };
+        emit_word(asm, lo, test, pass, fail);
+        return;
+    }
+    // Unsigned order on (high, low): decided by the high words unless they are equal.
+    let order = |asm: &mut Asm, last: u16, pass: Label, fail: Label| {
+        let (eq, low) = (asm.label(), asm.label());
+        asm.ld(hi);
+        asm.jump(JGT_K, vh, pass, eq);
+        asm.bind(eq);
+        asm.jump(JEQ_K, vh, low, fail);
+        asm.bind(low);
+        asm.ld(lo);
+        asm.jump(last, vl, pass, fail);
+    };
+    match c.op() {
+        CmpOp::Eq | CmpOp::Ne => {
+            let (pass, fail) = if c.op() == CmpOp::Eq {
+                (pass, fail)
+            } else {
+                (fail, pass)
+            };
+            let low = asm.label();
+            emit_word(asm, hi, WordTest::Eq(vh), low, fail);
+            asm.bind(low);
+            emit_word(asm, lo, WordTest::Eq(vl), pass, fail);
+        }
+        CmpOp::Gt => order(asm, JGT_K, pass, fail),
+        CmpOp::Ge => order(asm, JGE_K, pass, fail),
+        CmpOp::Lt => order(asm, JGE_K, fail, pass),
+        CmpOp::Le => order(asm, JGT_K, fail, pass),
+        CmpOp::MaskedEq(m) => {
+            let (th, tl) = (masked((m >> 32) as u32, vh), masked(m as u32, vl));
+            if th != WordTest::Always {
+                let low = asm.label();
+                emit_word(asm, hi, th, low, fail);
+                asm.bind(low);
+            }
+            emit_word(asm, lo, tl, pass, fail);
+        }
+    }
+}
+
+/// The word offset and bit when a rule is exactly "this one bit of this word is set", which
+/// consecutive rules with the same action can share in one `jset`.
+fn single_bit(conds: &[Cond]) -> Option<(u32, u32)> {
+    let [c] = conds else { return None };
+    let CmpOp::MaskedEq(m) = c.op() else {
+        return None;
+    };
+    if m != c.value() || !m.is_power_of_two() {
+        return None;
+    }
+    let lo = off_arg_lo(u32::from(c.index()));
+    if m >> 32 == 0 {
+        Some((lo, m as u32))
+    } else {
+        Some((lo + 4, (m >> 32) as u32))
+    }
+}
+
+/// One syscall's rules (first match wins), ending with `default` when none matches. Every
+/// return value goes through `map` (the merge with the guard).
+fn emit_rules(asm: &mut Asm, runs: &Runs, default: u32, map: &dyn Fn(u32) -> u32) {
+    for (action, rules) in runs {
+        let ret = map(action.to_ret());
+        let matched = asm.label();
+        let end = asm.label();
+        let mut i = 0;
+        while i < rules.len() {
+            let conds = &rules[i];
+            if conds.is_empty() {
+                // Unconditional: what follows can never run (`runs` keeps nothing after it).
+                // Earlier rules of the run that match come here too.
+                asm.bind(matched);
+                asm.ret(ret);
+                return;
+            }
+            let last_of_run = |j: usize| j + 1 == rules.len();
+            if let Some((off, bit)) = single_bit(conds) {
+                let mut mask = bit;
+                while let Some((o, b)) = rules.get(i + 1).and_then(|r| single_bit(r)) {
+                    if o != off {
+                        break;
+                    }
+                    mask |= b;
+                    i += 1;
+                }
+                let next = if last_of_run(i) { end } else { asm.label() };
+                emit_word(asm, off, WordTest::AnySet(mask), matched, next);
+                if next != end {
+                    asm.bind(next);
+                }
+            } else {
+                let next = if last_of_run(i) { end } else { asm.label() };
+                for (j, c) in conds.iter().enumerate() {
+                    if j + 1 == conds.len() {
+                        emit_cond(asm, c, matched, next);
+                    } else {
+                        let ok = asm.label();
+                        emit_cond(asm, c, ok, next);
+                        asm.bind(ok);
+                    }
+                }
+                if next != end {
+                    asm.bind(next);
+                }
+            }
+            i += 1;
+        }
+        asm.bind(matched);
+        asm.ret(ret);
+        asm.bind(end);
+    }
+    asm.ret(map(default));
+}
+
+/// The result of two stacked filters as the kernel computes it (`seccomp_run_filters`): the
+/// most restrictive action wins, and on a tie the filter installed last (`last`).
+fn stacked(first: u32, last: u32) -> u32 {
+    let action = |r: u32| (r & libc::SECCOMP_RET_ACTION_FULL) as i32;
+    let mut ret = libc::SECCOMP_RET_ALLOW;
+    for cur in [last, first] {
+        if action(cur) < action(ret) {
+            ret = cur;
+        }
+    }
+    ret
+}
+
+/// What the program does once it knows the syscall number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leaf {
+    /// Return this value: the result does not depend on the arguments.
+    Ret(u32),
+    /// The rules of this syscall.
+    Rules(u32),
+    /// `ioctl` with the guard's `TIOCSTI`/`TIOCLINUX` check in front of its rules.
+    GuardedIoctl(u32),
+}
+
+/// Lowers a profile to one program: the architecture check (and, with `guard`, the x32
+/// check), a binary search on the syscall number over ranges of numbers that get the same
+/// constant result, and at the leaves either that result or the syscall's rules.
+///
+/// With `guard`, the program returns what the kernel would return for [`guard`] installed
+/// first and the profile's own program after it.
+fn lower(profile: &Profile, arch: Arch, with_guard: bool) -> Vec<Insn> {
+    let runs = runs(profile);
+    let default = profile.default.to_ret();
+    let nr_of = |name: &str| super::Syscall::named_for(arch, name).map(|s| s.nr());
+    let (clone3, ioctl) = if with_guard {
+        (nr_of("clone3").ok(), nr_of("ioctl").ok())
+    } else {
+        (None, None)
+    };
+    let enosys = Action::Errno(libc::ENOSYS as u16).to_ret();
+    let eperm = Action::EPERM.to_ret();
+
+    let mut leaves: BTreeMap<u32, Leaf> = BTreeMap::new();
+    for (nr, r) in &runs {
+        let constant = match r.first() {
+            Some((a, rules)) if rules.first().is_some_and(Vec::is_empty) => Some(a.to_ret()),
+            _ => None,
+        };
+        let leaf = match constant {
+            Some(ret) if Some(*nr) == clone3 => Leaf::Ret(stacked(enosys, ret)),
+            Some(_) | None if Some(*nr) == ioctl => Leaf::GuardedIoctl(*nr),
+            Some(ret) => Leaf::Ret(ret),
+            None => Leaf::Rules(*nr),
+        };
+        leaves.insert(*nr, leaf);
+    }
+    if let Some(nr) = clone3 {
+        leaves
+            .entry(nr)
+            .or_insert(Leaf::Ret(stacked(enosys, default)));
+    }
+    if let Some(nr) = ioctl {
+        leaves.entry(nr).or_insert(Leaf::GuardedIoctl(nr));
+    }
+
+    // Ranges [start, next start) of numbers, each with one leaf; neighbours with the same
+    // constant result merge.
+    let mut ranges: Vec<(u32, Leaf)> = Vec::new();
+    let push = |ranges: &mut Vec<(u32, Leaf)>, start: u32, leaf: Leaf| match ranges.last() {
+        Some((_, last)) if *last == leaf && matches!(leaf, Leaf::Ret(_)) => {}
+        _ => ranges.push((start, leaf)),
+    };
+    let mut next: Option<u32> = Some(0);
+    for (nr, leaf) in &leaves {
+        if let Some(n) = next
+            && n < *nr
+        {
+            push(&mut ranges, n, Leaf::Ret(default));
+        }
+        push(&mut ranges, *nr, *leaf);
+        next = nr.checked_add(1);
+    }
+    if let Some(n) = next {
+        push(&mut ranges, n, Leaf::Ret(default));
+    }
+
+    let mut asm = Asm::default();
+    let kill = Action::KillProcess.to_ret();
+    let (load_nr, killed) = (asm.label(), asm.label());
+    asm.ld(OFF_ARCH);
+    asm.jump(JEQ_K, arch.audit_arch(), load_nr, killed);
+    if with_guard && arch == Arch::X86_64 {
+        let search = asm.label();
+        asm.bind(load_nr);
+        asm.ld(OFF_NR);
+        asm.jump(JGE_K, X32_SYSCALL_BIT, killed, search);
+        asm.bind(killed);
+        asm.ret(kill);
+        asm.bind(search);
+    } else {
+        asm.bind(killed);
+        asm.ret(kill);
+        asm.bind(load_nr);
+        asm.ld(OFF_NR);
+    }
+
+    let emit_leaf = |asm: &mut Asm, leaf: Leaf| match leaf {
+        Leaf::Ret(r) => asm.ret(r),
+        Leaf::Rules(nr) => {
+            let empty = Runs::new();
+            let r = runs.get(&nr).unwrap_or(&empty);
+            if Some(nr) == clone3 {
+                emit_rules(asm, r, default, &|x| stacked(enosys, x));
+            } else {
+                emit_rules(asm, r, default, &|x| x);
+            }
+        }
+        Leaf::GuardedIoctl(nr) => {
+            let empty = Runs::new();
+            let r = runs.get(&nr).unwrap_or(&empty);
+            let (inject, plain, other) = (asm.label(), asm.label(), asm.label());
+            asm.ld(off_arg_lo(1));
+            asm.jump(JEQ_K, TIOCSTI, inject, other);
+            asm.bind(other);
+            asm.jump(JEQ_K, TIOCLINUX, inject, plain);
+            asm.bind(plain);
+            emit_rules(asm, r, default, &|x| x);
+            asm.bind(inject);
+            emit_rules(asm, r, default, &|x| stacked(eperm, x));
+        }
+    };
+    // Binary search, laid out in preorder: `jge` falls through to the lower half.
+    fn search(asm: &mut Asm, ranges: &[(u32, Leaf)], emit: &dyn Fn(&mut Asm, Leaf)) {
+        match ranges {
+            [] => {}
+            [(_, leaf)] => emit(asm, *leaf),
+            _ => {
+                let mid = ranges.len() / 2;
+                let (upper, lower) = (asm.label(), asm.label());
+                asm.jump(JGE_K, ranges[mid].0, upper, lower);
+                asm.bind(lower);
+                search(asm, &ranges[..mid], emit);
+                asm.bind(upper);
+                search(asm, &ranges[mid..], emit);
+            }
+        }
+    }
+    search(&mut asm, &ranges, &emit_leaf);
+    asm.finish()
+}
+
 impl Profile {
-    /// Compiles the profile (and the guard) to BPF.
+    /// Compiles the profile, with the guard merged in, to one BPF program.
     ///
     /// Errors: the first builder error ([`Profile::check`]), or a program longer than
     /// [`BPF_MAXINSNS`].
@@ -326,141 +721,25 @@ impl Profile {
             });
         }
         let arch = self.arch.ok_or(ProfileError::UnsupportedArch)?;
-        let mut main = self.compile_main(arch)?;
-        let ruled: Vec<u32> = runs(self).into_keys().collect();
-        if ruled.len() > DISPATCH_THRESHOLD {
-            let mut prefixed = dispatch(&ruled, self.default.to_ret(), arch);
-            prefixed.append(&mut main);
-            main = prefixed;
-            if main.len() > BPF_MAXINSNS {
-                return Err(ProfileError::TooLarge { len: main.len() });
-            }
+        let prog = lower(self, arch, true);
+        if prog.len() > BPF_MAXINSNS {
+            return Err(ProfileError::TooLarge { len: prog.len() });
         }
         Ok(CompiledProfile {
-            programs: vec![guard(arch).into_boxed_slice(), main.into_boxed_slice()],
+            programs: vec![prog.into_boxed_slice()],
             notify: self.uses_notify(),
         })
     }
 
-    /// The profile's own program, without the guard.
+    /// The profile's own program, without the guard (for tests: it is what [`guard`] was
+    /// merged with).
+    #[cfg(test)]
     pub(crate) fn compile_main(&self, arch: Arch) -> Result<Vec<Insn>, ProfileError> {
-        // Segment (depth, action): for every syscall, its depth-th run of rules if that run has
-        // this action. Going through the segments by depth keeps each syscall's rule order, so
-        // the first matching rule decides; within one depth a syscall is in one segment only.
-        let mut segments: BTreeMap<(usize, Action), BTreeMap<i64, Vec<SeccompRule>>> =
-            BTreeMap::new();
-        for (nr, runs) in runs(self) {
-            for (depth, (action, rules)) in runs.into_iter().enumerate() {
-                let mut lowered = Vec::new();
-                let mut unconditional = false;
-                for conds in rules {
-                    if conds.is_empty() {
-                        unconditional = true;
-                        break;
-                    }
-                    let conds = conds.iter().map(backend_cond).collect::<Result<_, _>>()?;
-                    lowered.push(
-                        SeccompRule::new(conds)
-                            .map_err(|e| ProfileError::Backend(e.to_string()))?,
-                    );
-                }
-                if unconditional {
-                    // seccompiler: an empty rule chain matches the syscall unconditionally.
-                    lowered.clear();
-                }
-                segments
-                    .entry((depth, action))
-                    .or_default()
-                    .insert(i64::from(nr), lowered);
-            }
+        self.check()?;
+        let prog = lower(self, arch, false);
+        if prog.len() > BPF_MAXINSNS {
+            return Err(ProfileError::TooLarge { len: prog.len() });
         }
-
-        let target = arch.seccompiler();
-        let mut out: Vec<Insn> = Vec::new();
-        let prologue_len = arch_prologue(target)?.len();
-        for (i, ((_, action), rules)) in segments.into_iter().enumerate() {
-            let filter = SeccompFilter::new(
-                rules,
-                SeccompAction::Errno(PLACEHOLDER_NEXT),
-                backend_action(action),
-                target,
-            )
-            .map_err(|e| ProfileError::Backend(e.to_string()))?;
-            let prog: BpfProgram =
-                filter
-                    .try_into()
-                    .map_err(|e: seccompiler::BackendError| match e {
-                        seccompiler::BackendError::FilterTooLarge(len) => {
-                            ProfileError::TooLarge { len }
-                        }
-                        e => ProfileError::Backend(e.to_string()),
-                    })?;
-            let mut seg: Vec<Insn> = prog
-                .iter()
-                .map(|f| Insn {
-                    code: f.code,
-                    jt: f.jt,
-                    jf: f.jf,
-                    k: f.k,
-                })
-                .collect();
-            if i > 0 {
-                // The architecture was checked by the first segment; the prologue is
-                // self-contained (its jumps stay inside it), so dropping it is safe.
-                seg.drain(..prologue_len);
-            }
-            let len = seg.len();
-            for (j, insn) in seg.iter_mut().enumerate() {
-                patch(insn, (len - 1 - j) as u32);
-            }
-            out.extend(seg);
-        }
-        if out.is_empty() {
-            out.extend(arch_prologue(target)?);
-        }
-        let mut last = stmt(BPF_RET | BPF_K, backend_action(self.default).into());
-        patch(&mut last, 0);
-        out.push(last);
-        if out.len() > BPF_MAXINSNS {
-            return Err(ProfileError::TooLarge { len: out.len() });
-        }
-        Ok(out)
+        Ok(prog)
     }
-}
-
-/// Replaces placeholder returns: NOTIFY by the user-notification return, NEXT by a jump to
-/// the instruction after the segment (`to_end` instructions further).
-fn patch(insn: &mut Insn, to_end: u32) {
-    if insn.code != BPF_RET | BPF_K {
-        return;
-    }
-    if insn.k == libc::SECCOMP_RET_ERRNO | PLACEHOLDER_NOTIFY {
-        insn.k = RET_USER_NOTIF;
-    } else if insn.k == libc::SECCOMP_RET_ERRNO | PLACEHOLDER_NEXT {
-        *insn = stmt(BPF_JMP | BPF_JA, to_end);
-    }
-}
-
-/// seccompiler's architecture check, as it emits it for a filter without rules.
-fn arch_prologue(target: seccompiler::TargetArch) -> Result<Vec<Insn>, ProfileError> {
-    let f = SeccompFilter::new(
-        BTreeMap::new(),
-        SeccompAction::Allow,
-        SeccompAction::KillProcess,
-        target,
-    )
-    .map_err(|e| ProfileError::Backend(e.to_string()))?;
-    let p: BpfProgram = f
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| ProfileError::Backend(e.to_string()))?;
-    // Everything but the final `ret ALLOW`.
-    Ok(p[..p.len() - 1]
-        .iter()
-        .map(|f| Insn {
-            code: f.code,
-            jt: f.jt,
-            jf: f.jf,
-            k: f.k,
-        })
-        .collect())
 }

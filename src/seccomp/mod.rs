@@ -14,9 +14,10 @@
 //!
 //! # The guard
 //!
-//! Every confined profile is compiled to two filters, installed one after the other; the
-//! kernel runs both on every syscall and takes the most restrictive result. The first is a
-//! fixed guard ([`guard`]):
+//! Every confined profile carries a fixed guard ([`guard`]), merged into the profile's
+//! program: the program returns what the kernel would return for the guard installed as a
+//! filter of its own, followed by the profile (the most restrictive result, the profile's on
+//! a tie). The guard decides:
 //!
 //! | input | result | why |
 //! | --- | --- | --- |
@@ -40,9 +41,16 @@
 //!
 //! # Compilation
 //!
-//! [`Profile::compile`] lowers the rules with `seccompiler` and adds what it lacks: several
-//! actions in one program, [`Action::Notify`], 32-bit comparisons next to 64-bit ones, and
-//! the guard. Compile once, install many times: [`CompiledProfile`] is plain data.
+//! [`Profile::compile`] lowers the rules and the guard to one program: the architecture and
+//! x32 checks, a binary search on the syscall number over ranges of numbers with the same
+//! constant result, and at the leaves that result or the syscall's rules in order (conditions
+//! compared on 32 or 64 bits; consecutive one-bit tests with the same action share one
+//! `jset`). A syscall whose result does not depend on its arguments is decided from its
+//! number alone, so the kernel's per-syscall action cache keeps always-allowed calls away
+//! from the filter. The program is short (170 instructions for
+//! [`Profile::default_container`], where libseccomp writes 227 without the guard) because the
+//! kernel's cost of installing a filter, paid by every spawn, grows with its length. Compile
+//! once, install many times: [`CompiledProfile`] is plain data.
 //!
 //! # Differences from libseccomp
 //!

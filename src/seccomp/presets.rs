@@ -293,7 +293,7 @@ fn presets_compile() {
     ] {
         p.check().unwrap();
         let c = p.compile().unwrap();
-        assert_eq!(c.programs().count(), 2);
+        assert_eq!(c.programs().count(), 1);
     }
     assert_eq!(
         Profile::unconfined().compile().unwrap().programs().count(),

@@ -67,13 +67,6 @@ impl Arch {
             Arch::Aarch64 => tables::AARCH64,
         }
     }
-
-    pub(crate) fn seccompiler(self) -> seccompiler::TargetArch {
-        match self {
-            Arch::X86_64 => seccompiler::TargetArch::x86_64,
-            Arch::Aarch64 => seccompiler::TargetArch::aarch64,
-        }
-    }
 }
 
 impl fmt::Display for Arch {
@@ -596,7 +589,7 @@ impl Rule {
 ///     .rule(Syscall::named("socket").unwrap(), [Cond::arg(0).eq(40)], Action::EPERM);
 /// p.check().unwrap();
 /// let compiled = p.compile().unwrap();
-/// assert_eq!(compiled.programs().count(), 2); // the guard and the profile
+/// assert_eq!(compiled.programs().count(), 1); // the profile with the guard merged in
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {

@@ -66,6 +66,7 @@ fn golden_empty_profile() {
             st(0x20, 4),
             jmp(0x15, AUDIT_X86_64, 1, 0),
             st(0x06, 0x8000_0000),
+            st(0x20, 0),
             st(0x06, 0x0005_0001)
         ]
     );
@@ -73,7 +74,8 @@ fn golden_empty_profile() {
 
 #[test]
 fn golden_two_actions_and_notify() {
-    // read -> allow; getpid -> notify; default kill.
+    // read (0) -> allow; getpid (39) -> notify; default kill. Three ranges of numbers besides
+    // the default: a binary search on the number, each leaf a return.
     let p = Profile::deny_all()
         .for_arch(A)
         .default_action(Action::KillProcess)
@@ -81,31 +83,88 @@ fn golden_two_actions_and_notify() {
         .rule(sys("getpid"), [], Action::Notify);
     let main = p.compile_main(A).unwrap();
     let expected = vec![
-        // segment (0, Allow), with seccompiler's arch check
         st(0x20, 4),
         jmp(0x15, AUDIT_X86_64, 1, 0),
         st(0x06, 0x8000_0000),
         st(0x20, 0),
-        jmp(0x15, 0, 0, 1),
-        st(0x05, 1),
-        st(0x05, 2),
+        jmp(0x35, 39, 3, 0), // nr >= 39: upper half
+        jmp(0x35, 1, 1, 0),  // nr >= 1
         st(0x06, 0x7fff_0000),
-        st(0x05, 1), // was `ret NEXT`: to the next segment
-        st(0x05, 0), // was `ret NEXT` too
-        // segment (0, Notify), arch check dropped
-        st(0x20, 0),
-        jmp(0x15, 39, 0, 1),
-        st(0x05, 1),
-        st(0x05, 2),
+        st(0x06, 0x8000_0000),
+        jmp(0x35, 40, 1, 0), // nr >= 40
         st(0x06, 0x7fc0_0000),
-        st(0x05, 1),
-        st(0x05, 0),
-        // default
         st(0x06, 0x8000_0000),
     ];
     assert_eq!(main, expected);
     for (nr, want) in [(0, 0x7fff_0000), (39, 0x7fc0_0000), (1, 0x8000_0000)] {
         assert_eq!(run(&main, &data(nr, [0; 6])).unwrap(), want, "nr {nr}");
+    }
+}
+
+#[test]
+fn golden_merged_guard() {
+    // The guard merged into a profile without rules: wrong architecture and x32 killed,
+    // ioctl TIOCSTI/TIOCLINUX EPERM, clone3 ENOSYS, everything else the default (allow).
+    let c = Profile::allow_all().for_arch(A).compile().unwrap();
+    let progs: Vec<&[Insn]> = c.programs().collect();
+    let expected = vec![
+        st(0x20, 4),
+        jmp(0x15, AUDIT_X86_64, 0, 2),
+        st(0x20, 0),
+        jmp(0x35, 0x4000_0000, 0, 1), // x32
+        st(0x06, 0x8000_0000),
+        // Five ranges: [0, 16) allow, 16 ioctl, [17, 435) allow, 435 clone3, [436, ...) allow.
+        jmp(0x35, 17, 7, 0), // nr >= 17: upper half
+        jmp(0x35, 16, 1, 0), // nr >= 16
+        st(0x06, 0x7fff_0000),
+        st(0x20, 24), // ioctl: args[1], low half
+        jmp(0x15, 0x5412, 2, 0),
+        jmp(0x15, 0x541c, 1, 0),
+        st(0x06, 0x7fff_0000),
+        st(0x06, 0x0005_0001),
+        jmp(0x35, 435, 1, 0), // nr >= 435
+        st(0x06, 0x7fff_0000),
+        jmp(0x35, 436, 1, 0), // nr >= 436
+        st(0x06, 0x0005_0026),
+        st(0x06, 0x7fff_0000),
+    ];
+    assert_eq!(progs, [&expected[..]]);
+}
+
+#[test]
+fn golden_32bit_condition_reads_only_the_low_half() {
+    let p = Profile::deny_all().for_arch(A).rule(
+        sys("ioctl"),
+        [Cond::arg32(1).eq(0x5401)],
+        Action::Allow,
+    );
+    let main = p.compile_main(A).unwrap();
+    let expected = vec![
+        st(0x20, 4),
+        jmp(0x15, AUDIT_X86_64, 1, 0),
+        st(0x06, 0x8000_0000),
+        st(0x20, 0),
+        jmp(0x35, 16, 1, 0), // nr >= 16
+        st(0x06, 0x0005_0001),
+        jmp(0x35, 17, 4, 0), // nr >= 17
+        st(0x20, 24),        // args[1], low 32 bits only: no load of offset 28
+        jmp(0x15, 0x5401, 0, 1),
+        st(0x06, 0x7fff_0000),
+        st(0x06, 0x0005_0001),
+        st(0x06, 0x0005_0001),
+    ];
+    assert_eq!(main, expected);
+    let ioctl = sys("ioctl").nr();
+    for (arg, want) in [
+        (0x5401u64, 0x7fff_0000),
+        (0xffff_ffff_0000_5401, 0x7fff_0000),
+        (0x5402, 0x0005_0001),
+    ] {
+        assert_eq!(
+            run(&main, &data(ioctl, [0, arg, 0, 0, 0, 0])).unwrap(),
+            want,
+            "{arg:#x}"
+        );
     }
 }
 
@@ -308,44 +367,221 @@ fn stacked_results_take_the_strictest() {
     let d = data(sys("clone").nr(), [0x11, 0, 0, 0, 0, 0]);
     assert_eq!(run_stack(c.programs(), &d).unwrap(), Action::Allow.to_ret());
     let bytes = c.to_bytes();
-    assert_eq!(bytes.len(), 2);
-    assert_eq!(bytes[0].len(), guard(A).len() * 8);
+    assert_eq!(
+        bytes.len(),
+        1,
+        "the guard is merged into the profile's program"
+    );
+    assert_eq!(bytes[0].len(), c.programs().next().unwrap().len() * 8);
+}
+
+/// Runs the merged program and the guard stacked with the profile's own program, as the
+/// kernel would run two filters, on many inputs (other architectures, x32 numbers, `clone3`,
+/// `ioctl` with the guard's requests, the rules' values).
+fn check_merged(p: &Profile, rounds: usize, seed: u64) {
+    let compiled = p.compile().unwrap();
+    let progs: Vec<&[Insn]> = compiled.programs().collect();
+    assert_eq!(progs.len(), 1, "one program to install");
+    let merged = progs[0];
+    let main = p.compile_main(A).unwrap();
+    let g = guard(A);
+    let mut values: Vec<u64> = vec![
+        0,
+        1,
+        0xffff_ffff,
+        1 << 32,
+        u64::MAX,
+        u64::from(TIOCSTI),
+        u64::from(TIOCLINUX),
+        0xffff_ffff_0000_0000 | u64::from(TIOCSTI),
+        (1 << 32) | u64::from(TIOCLINUX),
+    ];
+    let mut nrs: Vec<u32> = vec![435, 16, 0, u32::MAX, X32_SYSCALL_BIT, X32_SYSCALL_BIT | 16];
+    for r in p.rules() {
+        nrs.push(r.syscall().nr());
+        nrs.push(r.syscall().nr() | X32_SYSCALL_BIT);
+        for c in r.conds() {
+            values.extend(around(c.value()));
+        }
+    }
+    let mut rng = Rng(seed);
+    for i in 0..rounds {
+        let nr = match i % 3 {
+            0 => nrs[rng.below(nrs.len() as u64) as usize],
+            1 => rng.below(600) as u32,
+            _ => rng.next() as u32,
+        };
+        let arch = [
+            AUDIT_X86_64,
+            AUDIT_X86_64,
+            AUDIT_X86_64,
+            AUDIT_I386,
+            AUDIT_AARCH64,
+            0,
+        ][rng.below(6) as usize];
+        let mut args = [0u64; 6];
+        for a in &mut args {
+            *a = if rng.below(4) == 0 {
+                rng.next()
+            } else {
+                values[rng.below(values.len() as u64) as usize]
+            };
+        }
+        let d = SeccompData {
+            arch,
+            ..data(nr, args)
+        };
+        let want = run_stack([&g[..], &main[..]].into_iter(), &d).unwrap();
+        assert_eq!(
+            run(merged, &d).unwrap(),
+            want,
+            "nr {nr:#x} arch {arch:#x} args {args:x?}"
+        );
+    }
 }
 
 #[test]
-fn golden_32bit_condition_reads_only_the_low_half() {
-    let p = Profile::deny_all().for_arch(A).rule(
-        sys("ioctl"),
-        [Cond::arg32(1).eq(0x5401)],
+fn merged_guard_matches_two_filters_presets() {
+    check_merged(&Profile::default_container().for_arch(A), 60_000, 11);
+    check_merged(&Profile::strict().for_arch(A), 60_000, 12);
+    check_merged(&Profile::allow_all().for_arch(A), 10_000, 13);
+}
+
+#[test]
+fn merged_guard_matches_two_filters_on_guarded_calls() {
+    // Rules on the calls the guard decides, with actions more and less restrictive than the
+    // guard's, conditional and not.
+    let (clone3, ioctl) = (sys("clone3"), sys("ioctl"));
+    let actions = [
         Action::Allow,
-    );
-    let main = p.compile_main(A).unwrap();
-    let expected = vec![
-        st(0x20, 4),
-        jmp(0x15, AUDIT_X86_64, 1, 0),
-        st(0x06, 0x8000_0000),
-        st(0x20, 0),
-        jmp(0x15, 16, 0, 1), // ioctl?
-        st(0x05, 1),
-        st(0x05, 4),  // not ioctl: past the rule
-        st(0x20, 24), // args[1], low 32 bits only: no load of offset 28
-        jmp(0x15, 0x5401, 0, 1),
-        st(0x06, 0x7fff_0000),
-        st(0x05, 1), // was `ret NEXT`
-        st(0x05, 0), // was `ret NEXT`
-        st(0x06, 0x0005_0001),
+        Action::EPERM,
+        Action::Errno(2),
+        Action::KillProcess,
+        Action::KillThread,
+        Action::Trap,
+        Action::Notify,
+        Action::Log,
+        Action::Trace(1),
     ];
-    assert_eq!(main, expected);
-    let ioctl = sys("ioctl").nr();
-    for (arg, want) in [
-        (0x5401u64, 0x7fff_0000),
-        (0xffff_ffff_0000_5401, 0x7fff_0000),
-        (0x5402, 0x0005_0001),
+    let mut rng = Rng(5);
+    for round in 0..60 {
+        let mut p = Profile::allow_all()
+            .for_arch(A)
+            .default_action(actions[round % actions.len()]);
+        for _ in 0..rng.below(6) {
+            let s = [clone3, ioctl, sys("read")][rng.below(3) as usize];
+            let a = actions[rng.below(actions.len() as u64) as usize];
+            let conds = match rng.below(4) {
+                0 => vec![],
+                1 => vec![Cond::arg32(1).eq(u64::from(TIOCSTI))],
+                2 => vec![Cond::arg(1).masked_eq(0xff00, 0x5400)],
+                _ => vec![Cond::arg(0).gt(rng.below(3))],
+            };
+            p = p.rule(s, conds, a);
+        }
+        p.check().unwrap();
+        check_merged(&p, 4_000, round as u64 + 100);
+    }
+}
+
+#[test]
+fn far_jumps_go_through_trampolines() {
+    // Enough conditional rules that the search tree's jumps exceed 255 instructions.
+    let mut p = Profile::allow_all().for_arch(A);
+    for (i, name) in ["read", "write", "openat", "mmap", "socket", "connect"]
+        .iter()
+        .enumerate()
+    {
+        for v in 0..60u64 {
+            p = p.rule(
+                sys(name),
+                [Cond::arg(i as u8).eq(v * 3 + 1)],
+                Action::Errno(v as u16 + 1),
+            );
+        }
+    }
+    let main = p.compile_main(A).unwrap();
+    assert!(main.len() > 600, "{}", main.len());
+    assert!(
+        main.iter().any(|i| i.code == 0x05 && i.k > 0),
+        "a trampoline"
+    );
+    check_semantics(&p, 30_000, 21);
+    check_merged(&p, 30_000, 22);
+}
+
+/// The kernel's `seccomp_is_const_allow` (kernel/seccomp.c): the program run with only the
+/// number and architecture known; true when it reaches `ret ALLOW` without reading anything
+/// else, which puts the number in the per-syscall action cache.
+fn const_allow(prog: &[Insn], nr: u32, arch: u32) -> bool {
+    let mut a = 0u32;
+    let mut pc = 0usize;
+    while let Some(i) = prog.get(pc) {
+        match i.code {
+            0x20 => match i.k {
+                0 => a = nr,
+                4 => a = arch,
+                _ => return false,
+            },
+            0x06 => return i.k == libc::SECCOMP_RET_ALLOW,
+            0x05 => pc += i.k as usize,
+            0x15 | 0x35 | 0x25 | 0x45 => {
+                let taken = match i.code {
+                    0x15 => a == i.k,
+                    0x35 => a >= i.k,
+                    0x25 => a > i.k,
+                    _ => a & i.k != 0,
+                };
+                pc += usize::from(if taken { i.jt } else { i.jf });
+            }
+            0x54 => a &= i.k,
+            _ => return false,
+        }
+        pc += 1;
+    }
+    false
+}
+
+#[test]
+fn merged_program_keeps_the_action_cache() {
+    // Every number the two filters let the kernel cache, the merged program does too, and no
+    // other: constant results stay decidable from the number alone.
+    for p in [
+        Profile::default_container().for_arch(A),
+        Profile::strict().for_arch(A),
+        Profile::allow_all().for_arch(A),
     ] {
-        assert_eq!(
-            run(&main, &data(ioctl, [0, arg, 0, 0, 0, 0])).unwrap(),
-            want,
-            "{arg:#x}"
+        let merged = p.compile().unwrap();
+        let merged = merged.programs().next().unwrap();
+        let (main, g) = (p.compile_main(A).unwrap(), guard(A));
+        let mut cached = 0;
+        for nr in 0..600 {
+            let two = const_allow(&g, nr, AUDIT_X86_64) && const_allow(&main, nr, AUDIT_X86_64);
+            assert_eq!(const_allow(merged, nr, AUDIT_X86_64), two, "nr {nr}");
+            cached += usize::from(two);
+        }
+        if p.get_default_action() == Action::Allow {
+            assert!(cached > 250, "{cached}");
+        }
+    }
+    let merged = Profile::default_container().for_arch(A).compile().unwrap();
+    let merged = merged.programs().next().unwrap();
+    for nr in [0, 1, 39, 60] {
+        assert!(
+            const_allow(merged, nr, AUDIT_X86_64),
+            "nr {nr} (read, write, getpid, exit)"
         );
     }
+    for name in ["ioctl", "clone", "socket", "keyctl", "clone3"] {
+        assert!(!const_allow(merged, sys(name).nr(), AUDIT_X86_64), "{name}");
+    }
+}
+
+#[test]
+fn default_profile_is_short() {
+    // The cost of installing a filter grows with its length; the layout keeps the default
+    // profile (guard included) well below seccompiler's 961 + 14 instructions.
+    let c = Profile::default_container().for_arch(A).compile().unwrap();
+    let len = c.programs().next().unwrap().len();
+    assert!(len < 250, "{len} instructions");
 }
