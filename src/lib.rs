@@ -133,9 +133,9 @@ mod supervise;
 
 pub use crate::caps::Capability;
 pub use crate::cgroup::{CgroupUsage, Cpu};
-pub use crate::child::{Child, Outcome, Usage};
 #[cfg(feature = "tokio")]
 pub use crate::child::async_child::AsyncChild;
+pub use crate::child::{Child, Outcome, Usage};
 pub use crate::command::{Command, Stdio};
 pub use crate::error::{ConfigError, Error, Result, Stage};
 pub use crate::fs::Size;
