@@ -108,6 +108,11 @@ fn world_traversable(p: &Path) -> bool {
 /// Re-run test `name` of this binary in a new process, as uid/gid 65534 when `nobody`.
 /// Panics with the child's output if it fails.
 pub fn rerun(name: &str, nobody: bool) {
+    rerun_env(name, nobody, &[]);
+}
+
+/// [`rerun`] with extra environment variables for the new process.
+pub fn rerun_env(name: &str, nobody: bool, env: &[(&str, &str)]) {
     let exe = std::env::current_exe().unwrap();
     let mut inspect = inspect();
     let mut cleanup = None;
@@ -130,6 +135,7 @@ pub fn rerun(name: &str, nobody: bool) {
     cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, if nobody { "nobody" } else { "fresh" })
         .env(INSPECT_ENV, &inspect)
+        .envs(env.iter().copied())
         .current_dir("/");
     if nobody {
         cmd.uid(65534).gid(65534);

@@ -1,0 +1,111 @@
+//! Exhaustion attacks, each under the limit that bounds it: a fork bomb under `pids_limit`, a
+//! memory hog under `memory_limit`, a disk fill under the size of `/tmp`, a CPU spin under
+//! the timeout. Cgroup limits need root on a cgroup v1 host; where the caller may not create
+//! cgroups (rootless here), an rlimit bounds the attack instead and the test says so.
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+use super::{attack, isolated, run, run_in};
+use crate::common;
+use ringfence::{Error, Layer, Rlimit, Sandbox};
+
+/// `sb` if this caller can have cgroup limits, else `None` (printed).
+fn with_cgroup(sb: Sandbox) -> Option<Sandbox> {
+    match sb.spawn(&crate::rf_in(&["sleep", "0"])) {
+        Ok(mut c) => {
+            c.wait().unwrap();
+            Some(sb)
+        }
+        Err(e @ Error::Cgroup(_)) => {
+            common::skip(&format!(
+                "cgroup limits are refused to this user here ({e}); an rlimit bounds the attack instead"
+            ));
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Nothing of the sandbox whose init was `pid` is left.
+fn nothing_left(ns: &str) {
+    assert_eq!(common::pids_in_ns(ns), vec![]);
+}
+
+attack! {
+    /// A fork bomb stops at the pids limit (EAGAIN).
+    fn fork_bomb() {
+        let limit = 32;
+        let sb = isolated().timeout(Duration::from_secs(60));
+        let (sb, cgroup) = match with_cgroup(sb.clone().pids_limit(limit)) {
+            Some(sb) => (sb, true),
+            None => (sb.rlimit(Rlimit::Nproc, limit, limit), false),
+        };
+        let (out, r) = run_in(sb, "forkbomb", &[]);
+        assert!(out.status.success(), "{:?} {r:?}", out.status);
+        let forked: u64 = r.get("forked").parse().unwrap();
+        r.refused("fork_errno", libc::EAGAIN);
+        assert!(forked < limit, "{forked} processes");
+        if cgroup {
+            assert!(out.report.is_enforced(Layer::Cgroup), "{}", out.report);
+            if let Some(peak) = out.usage.pids_peak {
+                assert!(peak <= limit, "{peak}");
+            }
+        }
+    }
+}
+
+attack! {
+    /// A memory hog is killed at the memory limit (or refused memory by RLIMIT_AS).
+    fn memory_hog() {
+        let sb = isolated().timeout(Duration::from_secs(60));
+        match with_cgroup(sb.clone().memory_limit(64 << 20).memory_swap(0)) {
+            Some(limited) => {
+                let (out, r) = run_in(limited, "hog", &["1024"]);
+                assert!(out.oom_killed, "{:?} {r:?}", out.status);
+                assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+                assert!(!r.0.contains_key("hog_mib"), "{r:?}");
+                if let Some(peak) = out.usage.peak_memory {
+                    assert!(peak <= 64 << 20, "{peak}");
+                }
+            }
+            None => {
+                let sb = sb.rlimit(Rlimit::As, 256 << 20, 256 << 20);
+                let (out, r) = run_in(sb, "hog", &["1024"]);
+                assert!(out.status.success(), "{:?}", out.status);
+                r.refused("hog_errno", libc::ENOMEM);
+                assert!(r.get("hog_mib").parse::<u64>().unwrap() < 256);
+            }
+        }
+    }
+}
+
+attack! {
+    /// Filling /tmp: the sandbox's /tmp is a 64 MiB tmpfs of its own; the write ends with
+    /// ENOSPC and nothing reaches the host's /tmp.
+    fn disk_fill() {
+        let name = format!("ringfence-escape-fill-{}", std::process::id());
+        let r = run("fill", &[&format!("/tmp/{name}")]);
+        r.refused("fill_errno", libc::ENOSPC);
+        let written: u64 = r.get("written").parse().unwrap();
+        assert!(written > 32 << 20 && written <= 64 << 20, "{written}");
+        assert!(!std::env::temp_dir().join(&name).exists());
+        assert!(!std::path::Path::new("/tmp").join(&name).exists());
+    }
+}
+
+attack! {
+    /// A CPU spin is killed by the timeout, with nothing left.
+    fn cpu_spin() {
+        let sb = isolated().timeout(Duration::from_secs(1));
+        let mut child = sb.spawn(&crate::rf_in(&["attack", "spin"])).unwrap();
+        let ns = std::fs::read_link(format!("/proc/{}/ns/pid", child.id()))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let out = child.wait().unwrap();
+        assert!(out.timed_out);
+        assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{:?}", out.status);
+        nothing_left(&ns);
+    }
+}
