@@ -93,6 +93,8 @@ pub struct Learned {
 struct Cache {
     seccomp: Mutex<Option<Arc<CompiledProfile>>>,
     landlock: Mutex<Option<Arc<PreparedLandlock>>>,
+    /// The cgroups of ended runs, ready for the next spawns (removed with the cache).
+    cgroups: crate::cgroup::CgroupPool,
 }
 
 impl Default for Sandbox {
@@ -262,6 +264,11 @@ impl Sandbox {
         let compiled = Arc::new(profile.compile().map_err(crate::Error::Profile)?);
         *slot = Some(compiled.clone());
         Ok(Some(compiled))
+    }
+
+    /// The cgroups this sandbox keeps for its next spawns.
+    pub(crate) fn cgroup_pool(&self) -> &crate::cgroup::CgroupPool {
+        &self.cache.cgroups
     }
 
     /// The prepared Landlock ruleset (prepared at the first spawn), if rules were given.

@@ -745,7 +745,7 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
     let (cgroup, cgroup_problem) = if cgroup_cfg.is_empty() {
         (None, None)
     } else {
-        match crate::cgroup::SandboxCgroup::create(cgroup_cfg) {
+        match sb.cgroup_pool().take(cgroup_cfg, pod_cgroup.is_none()) {
             Ok(c) => (Some(c), None),
             Err(e)
                 if sb.cgroups_best_effort

@@ -1,6 +1,7 @@
 //! Resource limits through the `Sandbox` builder: a memory hog is OOM-killed and reported, a
 //! fork bomb stays under its pids limit, a CPU spinner gets its quota, `kill` takes daemons
-//! along, usage comes from the cgroup, and no cgroup directory of ours is left behind.
+//! along, usage comes from the cgroup, a sandbox reused carries nothing from one run to the
+//! next, and no cgroup directory of ours is left behind.
 //! Needs root on a cgroup v1 host or a delegated subtree on v2 (skipped otherwise, visibly).
 
 mod common;
@@ -31,11 +32,20 @@ fn sh(script: &str) -> Command {
     c
 }
 
-/// Directories named `ringfence-<our pid>-*` anywhere below /sys/fs/cgroup.
+/// Directories named `ringfence-<our pid>-*` below /sys/fs/cgroup (its first levels) and
+/// below this process's own cgroups.
 fn our_cgroups() -> Vec<String> {
     let prefix = format!("ringfence-{}-", std::process::id());
     let mut found = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    let info = ringfence::cgroup::cgroup_info();
+    let mut stack: Vec<std::path::PathBuf> = info
+        .controllers
+        .values()
+        .map(|c| c.own.clone())
+        .chain(info.own_v2.clone())
+        .filter(|d| d.components().count() > 5)
+        .collect();
+    stack.push("/sys/fs/cgroup".into());
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -169,8 +179,68 @@ fn no_cgroup_is_left_behind() {
         let out = sb.output(&rf(&["sleep", "0"])).unwrap();
         assert!(out.success());
     }
+    // One after the other, the runs reused one cgroup: the sandbox keeps it for the next.
+    let kept = our_cgroups();
+    let names: std::collections::BTreeSet<&str> =
+        kept.iter().filter_map(|d| d.rsplit('/').next()).collect();
+    assert_eq!(names.len(), 1, "{kept:?}");
     // Dropped without waiting.
     drop(sb.spawn(&rf(&["sleep", "30"])).unwrap());
+    assert_eq!(our_cgroups(), kept);
+    // A run still going when the sandbox goes keeps its cgroup until it ends.
+    let mut running = sb.spawn(&rf(&["sleep", "30"])).unwrap();
+    drop(sb);
+    assert!(!our_cgroups().is_empty());
+    running.kill().unwrap();
+    running.wait().unwrap();
+    drop(running);
+    assert!(our_cgroups().is_empty(), "{:?}", our_cgroups());
+}
+
+#[test]
+fn a_reused_sandbox_carries_nothing_between_runs() {
+    let _g = serial();
+    if !can_limit() {
+        return;
+    }
+    let sb = Sandbox::new()
+        .memory_limit(64 << 20)
+        .memory_swap(0)
+        .pids_limit(32);
+    // Run 1: leaves a setsid daemon behind and gets OOM-killed.
+    let mut first = sb
+        .spawn(
+            sh(&format!(
+                "{} daemon 30; x=$(head -c 200000000 /dev/zero | tr '\\0' x); echo survived",
+                common::inspect().display()
+            ))
+            .stdout(Stdio::piped()),
+        )
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(first.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let daemon: i32 = line.trim().trim_start_matches("daemon=").parse().unwrap();
+    let run1 = first.wait().unwrap();
+    assert!(run1.oom_killed, "{:?} {:?}", run1.status, run1.usage);
+    // The daemon went with run 1's cgroup, before anything else could use it.
+    assert!(!common::alive(daemon), "run 1's daemon survived its run");
+
+    // Run 2, in the same sandbox: a shell that runs nothing.
+    let run2 = sb.output(&sh("exit 0")).unwrap();
+    assert!(run2.success(), "{:?}", run2.status);
+    assert!(run2.report.is_enforced(Layer::Cgroup), "{}", run2.report);
+    assert!(!run2.oom_killed, "run 1's OOM kill reported again");
+    if let Some(peak) = run2.usage.peak_memory {
+        assert!(peak < 16 << 20, "run 1's peak carried over: {peak}");
+    }
+    if let Some(peak) = run2.usage.pids_peak {
+        assert!(peak <= 2, "run 1's pids peak carried over: {peak}");
+    }
+    drop((sb, first));
     assert!(our_cgroups().is_empty(), "{:?}", our_cgroups());
 }
 

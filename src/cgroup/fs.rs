@@ -72,9 +72,19 @@ pub(crate) fn procs(dir: &Path) -> Result<Vec<libc::pid_t>, CgroupError> {
         .collect())
 }
 
+/// Whether `dir` may have subdirectories: cgroupfs (like most filesystems) counts them in a
+/// directory's link count (2 + subdirectories), so one `statx` spares listing a leaf.
+fn may_have_subdirs(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir).map_or(true, |m| m.nlink() != 2)
+}
+
 /// `dir` and every cgroup below it, parents before children.
 pub(crate) fn tree(dir: &Path) -> Vec<PathBuf> {
     let mut out = vec![dir.to_path_buf()];
+    if !may_have_subdirs(dir) {
+        return out;
+    }
     let mut i = 0;
     while i < out.len() {
         if let Ok(rd) = fs::read_dir(&out[i]) {

@@ -16,6 +16,13 @@
 //! Limits are plain data ([`CgroupConfig`]) written by one small module per controller
 //! (`cpu.rs`, `memory.rs`, `pids.rs`, `cpuset.rs`) for either version; `v1.rs` and `v2.rs`
 //! place, fill, kill, account and remove the cgroup.
+//!
+//! A `Sandbox` spawned many times reuses its cgroups (`CgroupPool` in `pool.rs`): at the end
+//! of a run the cgroup is killed until empty and handed back to the sandbox instead of being
+//! removed; the next spawn resets it (per-run counters, limits) and uses it again. Creating
+//! and removing directories in every hierarchy is the larger part of what a cgroup costs a
+//! spawn; the directories are removed when the sandbox and the children still holding one
+//! are gone.
 
 mod config;
 mod controller;
@@ -26,6 +33,7 @@ mod fs;
 mod info;
 mod memory;
 mod pids;
+mod pool;
 mod v1;
 mod v2;
 
@@ -35,8 +43,8 @@ mod tests;
 use std::fs as stdfs;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -46,6 +54,8 @@ use nix::unistd::Pid;
 pub use self::config::{CgroupConfig, Cpu, MIN_MEMORY, shares_to_weight, weight_to_shares};
 pub use self::error::CgroupError;
 pub use self::info::{CgroupBackend, CgroupInfo, ControllerInfo, cgroup_info};
+
+pub(crate) use self::pool::CgroupPool;
 
 use self::controller::Controller;
 
@@ -62,6 +72,20 @@ pub struct CgroupUsage {
     /// memory limit (v2 `memory.events` `oom_kill`, v1 `memory.oom_control` `oom_kill`).
     pub oom_killed: bool,
     /// The highest number of processes and threads at once (`pids.peak`).
+    pub pids_peak: Option<u64>,
+}
+
+/// What the cgroup files say, counted since the directories were created (a reused cgroup
+/// has counted earlier runs too: [`SandboxCgroup::usage`] makes them per run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RawUsage {
+    /// `cpu.stat` `usage_usec` / `cpuacct.usage`.
+    pub cpu_time: Option<Duration>,
+    /// `memory.peak` / `memory.max_usage_in_bytes` (reset when a cgroup is reused).
+    pub peak_memory: Option<u64>,
+    /// The `oom_kill` count of `memory.events` / `memory.oom_control`.
+    pub oom_kills: Option<u64>,
+    /// `pids.peak`.
     pub pids_peak: Option<u64>,
 }
 
@@ -139,12 +163,25 @@ enum Inner {
     V2(v2::V2Cgroup),
 }
 
-/// The live cgroup of one sandbox: created by the parent before the sandbox's first process,
-/// removed (after killing what is left in it) by [`remove`](Self::remove) or on drop.
+/// The live cgroup of one sandbox: created by the parent before the sandbox's first process
+/// (or taken ready from a [`CgroupPool`]), given back to its pool or removed (after killing
+/// what is left in it) by [`remove`](Self::remove), removed on drop.
 #[derive(Debug)]
 pub(crate) struct SandboxCgroup {
     inner: Inner,
     removed: bool,
+    /// The limits it was created with (a pool hands it out for these only).
+    cfg: CgroupConfig,
+    /// The pool it goes back to at the end of the run (`None` while it waits in the pool).
+    pool: Option<Arc<pool::Shared>>,
+    /// The counters at the start of this run: what earlier runs in the same directories left.
+    base: RawUsage,
+    /// The counters read by the last [`usage`](Self::usage): the next run's `base`.
+    last: Mutex<Option<RawUsage>>,
+    /// Set when [`kill`](Self::kill) found no process left: a reused cgroup starts empty.
+    emptied: AtomicBool,
+    /// Given back by a run: reset (limits rewritten, peaks reset) before the next one.
+    dirty: bool,
 }
 
 const NAME_PREFIX: &str = "ringfence-";
@@ -209,6 +246,12 @@ impl SandboxCgroup {
                     return Ok(SandboxCgroup {
                         inner,
                         removed: false,
+                        cfg: cfg.clone(),
+                        pool: None,
+                        base: RawUsage::default(),
+                        last: Mutex::new(None),
+                        emptied: AtomicBool::new(false),
+                        dirty: false,
                     });
                 }
             }
@@ -248,31 +291,88 @@ impl SandboxCgroup {
     /// included, and wait until none is left (at most 5 s, then
     /// [`CgroupError::NotEmptied`]).
     pub(crate) fn kill(&self) -> Result<(), CgroupError> {
-        match &self.inner {
+        let res = match &self.inner {
             Inner::V2(c) => c.kill(),
             Inner::V1(c) => c.kill(),
-        }
+        };
+        self.emptied.store(res.is_ok(), Ordering::Relaxed);
+        res
     }
 
-    /// What the cgroup's processes used so far.
+    /// What the cgroup's processes used in this run (so far): CPU time and the OOM kill count
+    /// relative to where earlier runs in the same directories left them; the peaks were reset
+    /// before this run (see [`CgroupPool`]).
     pub(crate) fn usage(&self) -> CgroupUsage {
-        match &self.inner {
+        let raw = match &self.inner {
             Inner::V2(c) => c.usage(),
             Inner::V1(c) => c.usage(),
+        };
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(raw);
+        let base = self.base;
+        CgroupUsage {
+            cpu_time: raw
+                .cpu_time
+                .map(|t| t.saturating_sub(base.cpu_time.unwrap_or_default())),
+            peak_memory: raw.peak_memory,
+            oom_killed: raw.oom_kills.unwrap_or(0) > base.oom_kills.unwrap_or(0),
+            pids_peak: raw.pids_peak,
         }
     }
 
-    /// Kill what is left and remove the cgroup's directories (retrying briefly while the
-    /// kernel finishes the exits).
+    /// The sandbox's run is over: kill what is left and give the cgroup back to its pool for
+    /// the next spawn, or (without a pool, or when the pool is full or gone) remove its
+    /// directories, retrying briefly while the kernel finishes the exits.
     pub(crate) fn remove(mut self) -> Result<(), CgroupError> {
+        if let Some(pool) = self.pool.take() {
+            if self.emptied.load(Ordering::Relaxed) || self.kill().is_ok() {
+                self.base = self.last_counters();
+                self.dirty = true;
+                if let Some(cg) = pool.give_back(self) {
+                    return cg.remove();
+                }
+                return Ok(());
+            }
+        }
         self.removed = true;
         self.remove_inner()
     }
 
+    /// The counters as the last [`usage`](Self::usage) read them, or as they are now.
+    fn last_counters(&self) -> RawUsage {
+        let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.unwrap_or_else(|| match &self.inner {
+            Inner::V2(c) => c.usage(),
+            Inner::V1(c) => c.usage(),
+        })
+    }
+
+    /// Make a cgroup given back by a run ready for the next one, or say it cannot be (then
+    /// it is removed, and a new one created): remove sub-cgroups the run made, rewrite the
+    /// limits (a run able to write its cgroup's files may have changed them), reset the
+    /// memory peak; a `pids.peak` above 1 cannot be reset, so that directory is made anew
+    /// (v1) or the cgroup is not reused (v2).
+    fn reset(&mut self) -> Result<bool, CgroupError> {
+        if !self.dirty {
+            return Ok(true);
+        }
+        let last = self.base;
+        let ok = match &mut self.inner {
+            Inner::V2(c) => c.reset(&self.cfg, &last)?,
+            Inner::V1(c) => c.reset(&self.cfg, &last)?,
+        };
+        if ok {
+            self.dirty = false;
+            self.emptied.store(false, Ordering::Relaxed);
+            *self.last.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        Ok(ok)
+    }
+
     fn remove_inner(&self) -> Result<(), CgroupError> {
+        let emptied = self.emptied.load(Ordering::Relaxed);
         match &self.inner {
-            Inner::V2(c) => c.remove(),
-            Inner::V1(c) => c.remove(),
+            Inner::V2(c) => c.remove(emptied),
+            Inner::V1(c) => c.remove(emptied),
         }
     }
 }

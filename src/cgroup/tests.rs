@@ -587,6 +587,150 @@ fn v2_controllers_cannot_be_enabled_below_a_cgroup_with_processes() {
     assert_eq!(leftovers(), before);
 }
 
+/// The end of a run as `Child::reap` does it: kill what is left, read the usage, give the
+/// cgroup back (to its pool) or remove it.
+fn end_run(cg: SandboxCgroup) -> CgroupUsage {
+    cg.kill().expect("kill");
+    let usage = cg.usage();
+    cg.remove().expect("give back");
+    usage
+}
+
+fn dir_list(cg: &SandboxCgroup) -> Vec<PathBuf> {
+    cg.dirs().iter().map(|d| d.to_path_buf()).collect()
+}
+
+#[test]
+fn a_reused_cgroup_carries_nothing_over() {
+    let Some(_g) = setup("a_reused_cgroup_carries_nothing_over", &["memory", "pids"]) else {
+        return;
+    };
+    let limit = 64u64 << 20;
+    let cfg = CgroupConfig {
+        memory: Some(limit),
+        pids: Some(16),
+        ..Default::default()
+    };
+    let pool = CgroupPool::default();
+
+    // Run 1: leaves a daemon behind, spins for a while, then a hog gets OOM-killed.
+    let cg = pool.take(&cfg, true).expect("take");
+    let first = dir_list(&cg);
+    let (mut sh, seen) = start_daemon(&cg);
+    let mut hog = gated(
+        "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; head -c 209715200 /dev/zero | tail > /dev/null",
+    );
+    cg.attach(pid(&hog)).expect("attach");
+    release(&mut hog);
+    wait_for(&mut hog, Duration::from_secs(60)).expect("the hog ended");
+    let run1 = end_run(cg);
+    assert!(wait_for(&mut sh, Duration::from_secs(5)).is_some());
+    eprintln!("run 1: {run1:?}");
+    assert!(run1.oom_killed, "{run1:?}");
+    assert!(run1.pids_peak.is_none_or(|p| p >= 3), "{run1:?}");
+    // Killed empty before it went back: nothing of run 1 can be in run 2's cgroup.
+    for p in &seen {
+        assert!(dead_or_zombie(*p), "process {p} of run 1 survived");
+    }
+    assert_eq!(pool.idle(), 1);
+
+    // Run 2: one short process.
+    let cg = pool.take(&cfg, true).expect("take again");
+    assert_eq!(pool.idle(), 0);
+    let reused = dir_list(&cg) == first;
+    eprintln!("run 2 reuses run 1's cgroup: {reused}");
+    if !cgroup_info().is_v2() {
+        assert!(reused, "{:?} vs {first:?}", dir_list(&cg));
+    }
+    assert!(procs_of(&cg).is_empty(), "{:?}", procs_of(&cg));
+    // The limits hold again even if run 1 had changed them.
+    assert_eq!(
+        fs::read_u64(dir_of(&cg, "pids"), "pids.max"),
+        Some(16),
+        "pids.max"
+    );
+    let mut one = gated("exit 0");
+    cg.attach(pid(&one)).expect("attach");
+    release(&mut one);
+    assert!(wait_for(&mut one, Duration::from_secs(10)).is_some_and(|s| s.success()));
+    let run2 = end_run(cg);
+    eprintln!("run 2: {run2:?}");
+    assert!(
+        !run2.oom_killed,
+        "run 1's OOM kill reported again: {run2:?}"
+    );
+    if let Some(peak) = run2.peak_memory {
+        assert!(peak < 16 << 20, "run 1's peak carried over: {peak}");
+    }
+    if let Some(p) = run2.pids_peak {
+        assert_eq!(p, 1, "run 1's pids peak carried over");
+    }
+    if let (Some(c1), Some(c2)) = (run1.cpu_time, run2.cpu_time) {
+        // Run 1 counted to 400000 in a shell (a few hundred ms of CPU), run 2 did nothing.
+        assert!(c1 >= Duration::from_millis(100), "run 1's loop: {c1:?}");
+        assert!(
+            c2 < Duration::from_millis(50),
+            "run 1's CPU time carried over: {c2:?}"
+        );
+    }
+    drop(pool);
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+}
+
+#[test]
+fn dropping_the_pool_removes_every_directory() {
+    let Some(_g) = setup("dropping_the_pool_removes_every_directory", &[]) else {
+        return;
+    };
+    let cfg = CgroupConfig {
+        pids: cgroup_info().controller("pids").map(|_| 8),
+        ..Default::default()
+    };
+    let other = CgroupConfig {
+        pids: cfg.pids.map(|_| 9),
+        ..Default::default()
+    };
+    let pool = CgroupPool::default();
+    // Two at once get two cgroups; both go back to the pool.
+    let (a, b) = (
+        pool.take(&cfg, true).unwrap(),
+        pool.take(&cfg, true).unwrap(),
+    );
+    assert_ne!(dir_list(&a), dir_list(&b));
+    end_run(a);
+    end_run(b);
+    assert_eq!(pool.idle(), 2);
+    // Another configuration gets a cgroup of its own, not one with the wrong limits.
+    let c = pool.take(&other, true).unwrap();
+    assert_eq!(pool.idle(), 2);
+    end_run(c);
+    assert_eq!(pool.idle(), 3);
+    // A run still going when the pool is dropped: its cgroup goes when it ends.
+    let running = pool.take(&cfg, true).unwrap();
+    let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
+    running.attach(pid(&sleeper)).unwrap();
+    let running_dirs = dir_list(&running);
+    drop(pool);
+    let left = leftovers();
+    assert_eq!(
+        left,
+        running_dirs.iter().cloned().collect::<BTreeSet<_>>(),
+        "only the running cgroup may be left"
+    );
+    end_run(running);
+    assert!(wait_for(&mut sleeper, Duration::from_secs(5)).is_some());
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+    // Without reuse (a pod member's cgroup), the end of the run removes it.
+    let pool = CgroupPool::default();
+    let once = pool.take(&cfg, false).unwrap();
+    let dirs = dir_list(&once);
+    end_run(once);
+    assert_eq!(pool.idle(), 0);
+    for d in dirs {
+        assert!(!d.exists(), "{} is left behind", d.display());
+    }
+}
+
 const CRASH_CHILD_ENV: &str = "RINGFENCE_CGROUP_CRASH_CHILD";
 
 /// Not a test on its own: the process `stale_cgroups_of_a_killed_parent_are_swept` starts
@@ -596,15 +740,22 @@ fn crash_child() {
     if std::env::var_os(CRASH_CHILD_ENV).is_none() {
         return;
     }
-    let cg = SandboxCgroup::create(&CgroupConfig {
+    let cfg = CgroupConfig {
         pids: cgroup_info().controller("pids").map(|_| 8),
         ..Default::default()
-    })
-    .expect("create");
+    };
+    // One cgroup in use and one idle in a pool: a crash leaves both.
+    let pool = CgroupPool::default();
+    let (cg, idle) = (
+        pool.take(&cfg, true).expect("take"),
+        pool.take(&cfg, true).expect("take"),
+    );
     let mut out = std::io::stdout().lock();
-    for d in cg.dirs() {
+    for d in cg.dirs().iter().chain(idle.dirs().iter()) {
         writeln!(out, "DIR {}", d.display()).unwrap();
     }
+    idle.remove().expect("give back");
+    assert_eq!(pool.idle(), 1);
     writeln!(out, "READY").unwrap();
     out.flush().unwrap();
     sleep(Duration::from_secs(60));

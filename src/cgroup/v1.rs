@@ -9,6 +9,9 @@
 //!   until no process is left (without a freezer hierarchy: the same without freezing).
 //! - usage: `cpuacct.usage`, `memory.max_usage_in_bytes`, `memory.oom_control` `oom_kill`,
 //!   `pids.peak`.
+//! - reset for reuse (see `pool.rs`): sub-cgroups removed, limits written again,
+//!   `memory.max_usage_in_bytes` ← 0; the directory holding `pids.peak` (which cannot be reset)
+//!   made anew when the last run's peak was above 1.
 //! - remove: kill, then `rmdir` in every hierarchy.
 
 use std::collections::BTreeMap;
@@ -22,7 +25,7 @@ use nix::unistd::{AccessFlags, access};
 use super::config::check_cgroup_dir;
 use super::error::CREATE_DENIED_HINT;
 use super::{
-    CgroupConfig, CgroupError, CgroupInfo, CgroupUsage, KILL_TIMEOUT, controllers, fs, kill_pids,
+    CgroupConfig, CgroupError, CgroupInfo, KILL_TIMEOUT, RawUsage, controllers, fs, kill_pids,
     wait_empty,
 };
 
@@ -245,27 +248,62 @@ impl V1Cgroup {
         }
     }
 
-    pub(crate) fn usage(&self) -> CgroupUsage {
+    pub(crate) fn usage(&self) -> RawUsage {
         let cpu = self
             .dir_of("cpuacct")
             .and_then(|d| fs::read_u64(d, "cpuacct.usage"))
             .map(Duration::from_nanos);
         let mem = self.dir_of("memory");
-        CgroupUsage {
+        RawUsage {
             cpu_time: cpu,
             peak_memory: mem.and_then(|d| fs::read_u64(d, "memory.max_usage_in_bytes")),
-            oom_killed: mem
+            oom_kills: mem
                 .and_then(|d| fs::read_opt(d, "memory.oom_control"))
-                .and_then(|s| fs::keyed(&s, "oom_kill"))
-                .is_some_and(|n| n > 0),
+                .and_then(|s| fs::keyed(&s, "oom_kill")),
             pids_peak: self
                 .dir_of("pids")
                 .and_then(|d| fs::read_u64(d, "pids.peak")),
         }
     }
 
-    pub(crate) fn remove(&self) -> Result<(), CgroupError> {
-        let mut res = self.kill();
+    /// Make the (empty) cgroup ready for another run; `last` is what the last run left.
+    pub(crate) fn reset(
+        &mut self,
+        cfg: &CgroupConfig,
+        last: &RawUsage,
+    ) -> Result<bool, CgroupError> {
+        // A sub-cgroup the run made (it is empty: the whole tree was killed).
+        for d in &self.dirs {
+            for sub in fs::tree(d).iter().skip(1).rev() {
+                fs::remove_tree(sub)?;
+            }
+        }
+        // pids.peak only grows: above 1 it could hide a smaller peak of the next run.
+        if let Some(pids) = self.dir_of("pids").filter(|_| last.pids_peak > Some(1)) {
+            let pids = pids.to_path_buf();
+            fs::remove_tree(&pids)?;
+            DirBuilder::new()
+                .mode(0o755)
+                .create(&pids)
+                .map_err(|source| CgroupError::Create {
+                    path: pids.clone(),
+                    source,
+                })?;
+        }
+        for c in controllers().iter().filter(|c| (c.wanted)(cfg)) {
+            (c.v1)(cfg, &self.by_controller[c.name])?;
+        }
+        if let Some(mem) = self.dir_of("memory") {
+            // Writing 0 sets the peak to the current use (memory still charged to the cgroup,
+            // such as page cache the last run read, which the kernel reclaims under the limit).
+            fs::write(mem, "memory.max_usage_in_bytes", "0")?;
+        }
+        Ok(true)
+    }
+
+    /// Kill (unless `emptied`: already found empty) and remove every directory.
+    pub(crate) fn remove(&self, emptied: bool) -> Result<(), CgroupError> {
+        let mut res = if emptied { Ok(()) } else { self.kill() };
         for d in self.dirs.iter().rev() {
             let r = fs::remove_tree(d);
             if res.is_ok() {

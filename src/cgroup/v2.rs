@@ -9,11 +9,14 @@
 //!   thaw; then wait until no process is left.
 //! - usage: `cpu.stat` `usage_usec`, `memory.peak` (5.19+), `memory.events` `oom_kill`,
 //!   `pids.peak` (where the kernel has it).
+//! - reset for reuse (see `pool.rs`): sub-cgroups removed, limits written again, `memory.peak`
+//!   reset through the descriptor it is read from (Linux 6.12+); not reused where it cannot be
+//!   reset, nor after a run whose `pids.peak` was above 1.
 //! - remove: kill, then `rmdir` children first.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,8 +24,8 @@ use nix::unistd::{AccessFlags, access};
 
 use super::error::CREATE_DENIED_HINT;
 use super::{
-    CgroupConfig, CgroupError, CgroupInfo, CgroupUsage, Ctl, KILL_TIMEOUT, controllers, fs,
-    kill_pids, wait_empty,
+    CgroupConfig, CgroupError, CgroupInfo, Ctl, KILL_TIMEOUT, RawUsage, controllers, fs, kill_pids,
+    wait_empty,
 };
 
 const DELEGATE_HINT: &str = "cgroup v2 needs a writable (delegated) cgroup: run as root, or start the program in a delegated scope (systemd-run --user --scope -p Delegate=yes <program>) and pass an empty cgroup below it with cgroup_parent";
@@ -34,6 +37,27 @@ const ENABLE_HINT: &str = "enable the controller in every ancestor's cgroup.subt
 pub(crate) struct V2Cgroup {
     dir: PathBuf,
     fd: OwnedFd,
+    /// `memory.peak` open for reading and writing where the kernel lets a write reset the
+    /// peak seen through that descriptor (6.12+); `None` where it cannot (or has no such file).
+    peak: Option<File>,
+}
+
+/// `memory.peak` of `dir` opened read-write, if the kernel accepts writes to it (6.12+: a
+/// write resets the peak seen through this descriptor; older kernels refuse the open).
+fn open_peak(dir: &Path) -> Option<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(dir.join("memory.peak"))
+        .ok()
+}
+
+/// A number read from the start of `f` (an interface file kept open).
+fn read_u64_at(f: &File) -> Option<u64> {
+    let mut buf = [0u8; 32];
+    let n = f.read_at(&mut buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 /// The directories whose `cgroup.subtree_control` may be changed to give `parent`'s children a
@@ -153,7 +177,10 @@ impl V2Cgroup {
             Ok(f.into())
         };
         match fill() {
-            Ok(fd) => Ok(V2Cgroup { dir, fd }),
+            Ok(fd) => {
+                let peak = open_peak(&dir);
+                Ok(V2Cgroup { dir, fd, peak })
+            }
             Err(e) => {
                 let _ = fs::remove_tree(&dir);
                 Err(e)
@@ -216,22 +243,53 @@ impl V2Cgroup {
         }
     }
 
-    pub(crate) fn usage(&self) -> CgroupUsage {
+    pub(crate) fn usage(&self) -> RawUsage {
         let d = &self.dir;
-        CgroupUsage {
+        RawUsage {
             cpu_time: fs::read_opt(d, "cpu.stat")
                 .and_then(|s| fs::keyed(&s, "usage_usec"))
                 .map(Duration::from_micros),
-            peak_memory: fs::read_u64(d, "memory.peak"),
-            oom_killed: fs::read_opt(d, "memory.events")
-                .and_then(|s| fs::keyed(&s, "oom_kill"))
-                .is_some_and(|n| n > 0),
+            peak_memory: match &self.peak {
+                Some(f) => read_u64_at(f),
+                None => fs::read_u64(d, "memory.peak"),
+            },
+            oom_kills: fs::read_opt(d, "memory.events").and_then(|s| fs::keyed(&s, "oom_kill")),
             pids_peak: fs::read_u64(d, "pids.peak"),
         }
     }
 
-    pub(crate) fn remove(&self) -> Result<(), CgroupError> {
-        let killed = self.kill();
+    /// Make the (empty) cgroup ready for another run, or `false` when it cannot be without
+    /// carrying a peak of the last run (`last`) over.
+    pub(crate) fn reset(
+        &mut self,
+        cfg: &CgroupConfig,
+        last: &RawUsage,
+    ) -> Result<bool, CgroupError> {
+        if last.pids_peak > Some(1) || (self.peak.is_none() && last.peak_memory.is_some()) {
+            return Ok(false);
+        }
+        for sub in fs::tree(&self.dir).iter().skip(1).rev() {
+            fs::remove_tree(sub)?;
+        }
+        for c in controllers().iter().filter(|c| (c.wanted)(cfg)) {
+            (c.v2)(cfg, &self.dir)?;
+        }
+        if let Some(f) = &self.peak {
+            // Any non-empty write resets the peak read through this descriptor to the current
+            // use (memory still charged to the cgroup, such as page cache of the last run).
+            f.write_at(b"reset\n", 0)
+                .map_err(|source| CgroupError::Write {
+                    path: self.dir.join("memory.peak"),
+                    value: "reset".into(),
+                    source,
+                })?;
+        }
+        Ok(true)
+    }
+
+    /// Kill (unless `emptied`: already found empty) and remove the directory and those below.
+    pub(crate) fn remove(&self, emptied: bool) -> Result<(), CgroupError> {
+        let killed = if emptied { Ok(()) } else { self.kill() };
         let removed = fs::remove_tree(&self.dir);
         killed.and(removed)
     }
