@@ -183,10 +183,55 @@ pub(crate) struct FsPlan {
     pub steps: Vec<Step>,
     /// One slot per step where the sandboxed process keeps the detached mounts it makes before
     /// leaving the host's mount tree (bind sources, new filesystems, /dev/null for masks).
-    /// Sized by the parent, so filling them allocates nothing.
-    pub slots: Box<[std::cell::Cell<libc::c_int>]>,
+    /// Sized by the parent, so filling them allocates nothing. Only the sandboxed process
+    /// writes them, in its own copy of the parent's memory (the clone has no `CLONE_VM`): in
+    /// the parent they stay -1, so one plan serves every spawn of a sandbox, from any thread.
+    pub slots: Box<[std::sync::atomic::AtomicI32]>,
     /// What each step does, for error messages (same order as `steps`).
     pub descriptions: Vec<String>,
+}
+
+/// A mount plan kept by a sandbox for its next spawns, with what it was built from.
+#[derive(Debug)]
+pub(crate) struct PreparedFs {
+    config: FsConfig,
+    hostname: Option<std::ffi::OsString>,
+    plan: std::sync::Arc<FsPlan>,
+}
+
+/// The mount plan for `config`: the one in `cache` when it was built for the same
+/// configuration and hostname, otherwise a new one (kept in `cache`). `None` without a
+/// filesystem view.
+///
+/// Building a plan checks every source on the host and allocates a few hundred small
+/// strings; a sandbox spawned many times does it once. The sources are then checked at the
+/// first spawn only: an optional source missing then stays left out, and a source removed
+/// later makes the sandboxed process fail at that step (its own `open_tree` of the path). A
+/// root of overlay layers is prepared at every spawn, since its init layer copies the host's
+/// current `/etc/resolv.conf`.
+pub(crate) fn prepare_cached(
+    config: &FsConfig,
+    hostname: Option<&OsStr>,
+    cache: &mut Option<PreparedFs>,
+) -> Result<Option<std::sync::Arc<FsPlan>>> {
+    if config.is_empty() {
+        return Ok(None);
+    }
+    if let Some(c) = cache.as_ref()
+        && c.config == *config
+        && c.hostname.as_deref() == hostname
+    {
+        return Ok(Some(c.plan.clone()));
+    }
+    let plan = std::sync::Arc::new(config.prepare(hostname)?);
+    if !matches!(config.root, Root::Layers { .. }) {
+        *cache = Some(PreparedFs {
+            config: config.clone(),
+            hostname: hostname.map(OsStr::to_owned),
+            plan: plan.clone(),
+        });
+    }
+    Ok(Some(plan))
 }
 
 /// Turn an absolute sandbox path into a clean relative one ("/usr/bin" → "usr/bin").
@@ -350,7 +395,7 @@ impl FsConfig {
             self.prepare_op(op, &mut plan)?;
         }
         plan.slots = (0..plan.steps.len())
-            .map(|_| std::cell::Cell::new(-1))
+            .map(|_| std::sync::atomic::AtomicI32::new(-1))
             .collect();
         Ok(plan)
     }

@@ -9,7 +9,7 @@ use crate::cgroup::{CgroupConfig, Cpu};
 use crate::child::{Child, Outcome};
 use crate::command::{Command, Stdio};
 use crate::error::Result;
-use crate::fs::{FsConfig, FsOp, Root, Size};
+use crate::fs::{FsConfig, FsOp, PreparedFs, Root, Size};
 use crate::join::{JoinProblem, JoinSpec};
 use crate::landlock::{Landlock, PreparedLandlock};
 use crate::ns::{Namespace, Net, TimeOffsets, UserNs};
@@ -93,6 +93,8 @@ pub struct Learned {
 struct Cache {
     seccomp: Mutex<Option<Arc<CompiledProfile>>>,
     landlock: Mutex<Option<Arc<PreparedLandlock>>>,
+    /// The mount plan, with the configuration and hostname it was built for.
+    fs: Mutex<Option<PreparedFs>>,
     /// The cgroups of ended runs, ready for the next spawns (removed with the cache).
     cgroups: crate::cgroup::CgroupPool,
 }
@@ -269,6 +271,15 @@ impl Sandbox {
     /// The cgroups this sandbox keeps for its next spawns.
     pub(crate) fn cgroup_pool(&self) -> &crate::cgroup::CgroupPool {
         &self.cache.cgroups
+    }
+
+    /// The mount plan (see [`crate::fs::prepare_cached`]), if the sandbox has a filesystem view.
+    pub(crate) fn prepared_fs(&self) -> Result<Option<Arc<crate::fs::FsPlan>>> {
+        crate::fs::prepare_cached(
+            &self.fs,
+            self.hostname.as_deref(),
+            &mut self.cache.fs.lock().unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// The prepared Landlock ruleset (prepared at the first spawn), if rules were given.

@@ -604,7 +604,7 @@ struct Prepared {
     pass: Vec<(RawFd, RawFd)>,
     keep: Vec<RawFd>,
     join_net: Option<OwnedFd>,
-    fs: Option<FsPlan>,
+    fs: Option<Arc<FsPlan>>,
     candidates: Vec<CString>,
     seccomp: Option<Arc<crate::seccomp::CompiledProfile>>,
     landlock: Option<Arc<crate::landlock::PreparedLandlock>>,
@@ -766,11 +766,7 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         )?),
         None => None,
     };
-    let fs = if sb.fs.is_empty() {
-        None
-    } else {
-        Some(sb.fs.prepare(sb.hostname.as_deref())?)
-    };
+    let fs = sb.prepared_fs()?;
     Ok(Prepared {
         program,
         argv,
@@ -857,7 +853,7 @@ fn spawn_as(sb: &Sandbox, cmd: &Command, hold: bool) -> Result<Child> {
             program: &prep.program,
             argv: &prep.argv,
             envp: &prep.envp,
-            fs: prep.fs.as_ref().filter(|_| d.fs),
+            fs: prep.fs.as_deref().filter(|_| d.fs),
             candidates: &prep.candidates,
             landlock_fd: prep.landlock_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
             seccomp: prep.seccomp.as_deref(),
@@ -941,7 +937,7 @@ fn spawn_as(sb: &Sandbox, cmd: &Command, hold: bool) -> Result<Child> {
         join_net,
         landlock_fd,
     ));
-    let descriptions = fs.map(|f| f.descriptions).unwrap_or_default();
+    let descriptions = fs.as_deref().map_or(&[][..], |f| &f.descriptions[..]);
 
     // The parent's part of the setup: id maps.
     if let Some((uid_map, gid_map)) = &d.user_maps {
@@ -999,7 +995,7 @@ fn spawn_as(sb: &Sandbox, cmd: &Command, hold: bool) -> Result<Child> {
         supervisor = Some(crate::supervise::Supervisor::start(listener, mode, arch));
         Ok(())
     };
-    if let Err(e) = read_error_pipe(err_r, &descriptions, &mut take_listener) {
+    if let Err(e) = read_error_pipe(err_r, descriptions, &mut take_listener) {
         abort_child(&pidfd);
         return Err(e);
     }

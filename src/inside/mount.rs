@@ -21,6 +21,7 @@
 //!    new root; then an empty-tmpfs root is made read-only.
 
 use std::ffi::CStr;
+use std::sync::atomic::Ordering::Relaxed;
 
 use nix::errno::Errno;
 
@@ -40,6 +41,7 @@ const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// Where a failure happened: the index of the step, or one of these.
@@ -183,11 +185,26 @@ fn pairs(
     options.iter().map(|(k, v)| (k.as_c_str(), v.as_c_str()))
 }
 
+/// `path` resolved inside the new root `dfd`: symlinks on the way resolve inside it.
 fn openat2(dfd: libc::c_int, path: &CStr, flags: libc::c_int) -> Result<Fd, Errno> {
+    openat2_with(dfd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+}
+
+/// One name in the directory `dfd`, refused (`ELOOP`) when it is a symlink.
+fn open_name(dfd: libc::c_int, name: &CStr) -> Result<Fd, Errno> {
+    openat2_with(dfd, name, libc::O_PATH, RESOLVE_NO_SYMLINKS)
+}
+
+fn openat2_with(
+    dfd: libc::c_int,
+    path: &CStr,
+    flags: libc::c_int,
+    resolve: u64,
+) -> Result<Fd, Errno> {
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
         mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        resolve,
     };
     // EAGAIN: a rename or mount somewhere on the system raced with the resolution of `..`;
     // openat2(2) asks callers to retry.
@@ -217,24 +234,33 @@ enum Create {
     File,
 }
 
-/// Open `rel` inside `root` (`O_PATH`), creating what is missing. Symlinks resolve inside
-/// `root`. Needs no allocation: prefixes are cut in a buffer on the stack.
+/// Open `rel` inside `root`, creating what is missing (the last component as `create` says,
+/// the ones before as directories). Symlinks resolve inside `root`. Needs no allocation:
+/// prefixes are cut in a buffer on the stack.
+///
+/// The walk goes one component at a time from the directory found so far, refusing symlinks
+/// (`RESOLVE_NO_SYMLINKS`): a plain name in a directory resolved inside the root is the same
+/// as the whole prefix resolved inside the root, at the cost of one lookup instead of a walk
+/// from the root. A component that is a symlink is resolved again as the whole prefix with
+/// `RESOLVE_IN_ROOT`, so it is followed inside the new root, never out of it. The result is
+/// an `O_PATH` descriptor, or for a file created here the descriptor it was created with
+/// (good as a mount target).
 fn resolve(root: libc::c_int, rel: &CStr, create: Create) -> Result<Fd, Errno> {
     let path = rel.to_bytes();
     if path.is_empty() {
         // The root itself.
         return openat2(root, c".", libc::O_PATH);
     }
-    match openat2(root, rel, libc::O_PATH) {
-        Err(Errno::ENOENT) if create != Create::Nothing => {}
-        other => return other,
+    if create == Create::Nothing {
+        return openat2(root, rel, libc::O_PATH);
     }
     let mut buf = [0u8; 4097];
     let Some(dst) = buf.get_mut(..path.len()) else {
         return Err(Errno::ENAMETOOLONG);
     };
     dst.copy_from_slice(path);
-    let mut parent = openat2(root, c".", libc::O_PATH | libc::O_DIRECTORY)?;
+    // The directory reached so far; `None` is `root` itself.
+    let mut parent: Option<Fd> = None;
     let mut start = 0;
     while start < path.len() {
         let end = path
@@ -255,50 +281,60 @@ fn resolve(root: libc::c_int, rel: &CStr, create: Create) -> Result<Fd, Errno> {
             return Err(Errno::EINVAL);
         };
         if !comp.is_empty() {
-            let prefix = buf
-                .get(..=end)
-                .and_then(|c| CStr::from_bytes_with_nul(c).ok())
-                .ok_or(Errno::EINVAL)?;
-            match openat2(root, prefix, libc::O_PATH) {
-                Ok(fd) => parent = fd,
-                Err(Errno::ENOENT) => {
-                    match (last, create) {
-                        (true, Create::File) => {
-                            // SAFETY: creates one name in a resolved directory, not following links.
-                            let fd = cvt(unsafe {
-                                libc::openat(
-                                    parent.0,
-                                    comp.as_ptr(),
-                                    libc::O_CREAT
-                                        | libc::O_EXCL
-                                        | libc::O_WRONLY
-                                        | libc::O_NOFOLLOW
-                                        | libc::O_CLOEXEC,
-                                    0o644,
-                                )
-                            })?;
-                            drop(Fd(fd));
-                        }
-                        (true, Create::Dir(mode)) => {
-                            // SAFETY: creates one name in a resolved directory.
-                            cvt(unsafe { libc::mkdirat(parent.0, comp.as_ptr(), mode) })?;
-                        }
-                        _ => {
-                            // SAFETY: creates one name in a resolved directory.
-                            cvt(unsafe { libc::mkdirat(parent.0, comp.as_ptr(), 0o755) })?;
-                        }
-                    }
-                    parent = openat2(root, prefix, libc::O_PATH)?;
+            let dir = parent.as_ref().map_or(root, |f| f.0);
+            let found = match open_name(dir, comp) {
+                Err(Errno::ELOOP) => {
+                    // A symlink: follow it inside the new root.
+                    let prefix = buf
+                        .get(..=end)
+                        .and_then(|c| CStr::from_bytes_with_nul(c).ok())
+                        .ok_or(Errno::EINVAL)?;
+                    openat2(root, prefix, libc::O_PATH)
                 }
+                other => other,
+            };
+            parent = Some(match found {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => match (last, create) {
+                    (true, Create::File) => {
+                        // SAFETY: creates one name in a resolved directory, not following links.
+                        let fd = cvt(unsafe {
+                            libc::openat(
+                                dir,
+                                comp.as_ptr(),
+                                libc::O_CREAT
+                                    | libc::O_EXCL
+                                    | libc::O_WRONLY
+                                    | libc::O_NOFOLLOW
+                                    | libc::O_CLOEXEC,
+                                0o644,
+                            )
+                        })?;
+                        Fd(fd)
+                    }
+                    (true, Create::Dir(mode)) => {
+                        // SAFETY: creates one name in a resolved directory.
+                        cvt(unsafe { libc::mkdirat(dir, comp.as_ptr(), mode) })?;
+                        open_name(dir, comp)?
+                    }
+                    _ => {
+                        // SAFETY: creates one name in a resolved directory.
+                        cvt(unsafe { libc::mkdirat(dir, comp.as_ptr(), 0o755) })?;
+                        open_name(dir, comp)?
+                    }
+                },
                 Err(e) => return Err(e),
-            }
+            });
         }
         if let Some(b) = buf.get_mut(end) {
             *b = saved;
         }
         start = end + 1;
     }
-    Ok(parent)
+    match parent {
+        Some(fd) => Ok(fd),
+        None => openat2(root, c".", libc::O_PATH),
+    }
 }
 
 /// Split `rel` into the resolved parent directory and the last component's position.
@@ -355,8 +391,8 @@ pub(super) fn setup(p: &FsPlan) -> Result<(), (u32, Errno)> {
     let result = build(p);
     // The detached copies are attached (or no longer needed): close our descriptors of them.
     for slot in p.slots.iter() {
-        if slot.get() >= 0 {
-            drop(Fd(slot.replace(-1)));
+        if slot.load(Relaxed) >= 0 {
+            drop(Fd(slot.swap(-1, Relaxed)));
         }
     }
     result
@@ -373,10 +409,12 @@ fn build(p: &FsPlan) -> Result<(), (u32, Errno)> {
                 attrs,
                 ..
             } => keep(p, i, new_fs(fstype, pairs(options), *attrs).map_err(at)?),
-            Step::Mask { .. } => {
-                // For a masked file: its own read-only /dev/null (not nodev: it must stay
-                // openable). Each mask needs its own copy: kernels before 6.15 refuse to clone
-                // a detached mount again.
+            Step::Mask { .. } if Some(i) == first_mask(p) => {
+                // For masked files: a read-only /dev/null (not nodev: it must stay openable).
+                // One copy only: the first masked file gets it, the others a clone of that
+                // mount once attached (kernels before 6.15 refuse to clone a detached mount
+                // again). A copy nothing uses costs a wait for an RCU grace period when it is
+                // dropped, and most masked /proc entries are missing on a given kernel.
                 let mnt = clone_path(c"/dev/null").map_err(at)?;
                 set_attrs(
                     mnt.0,
@@ -392,8 +430,10 @@ fn build(p: &FsPlan) -> Result<(), (u32, Errno)> {
     init_layer(p)?;
     let root = mount_root(p).map_err(|e| (AT_ROOT, e))?;
     pivot(root.0).map_err(|e| (AT_PIVOT, e))?;
+    // The first masked file, once /dev/null is mounted on it: the source of the next masks.
+    let mut null = None;
     for (i, step) in p.steps.iter().enumerate() {
-        apply(root.0, p, i, step).map_err(|e| (i as u32, e))?;
+        apply(root.0, p, i, step, &mut null).map_err(|e| (i as u32, e))?;
     }
     if let RootStep::Tmpfs = p.root {
         // Nothing more may be written to the root itself; mounts on it keep their own flags.
@@ -485,7 +525,7 @@ fn init_layer(p: &FsPlan) -> Result<(), (u32, Errno)> {
 /// Keep a detached mount in slot `i` (taking over its descriptor).
 fn keep(p: &FsPlan, i: usize, mnt: Fd) {
     if let Some(slot) = p.slots.get(i) {
-        slot.set(mnt.0);
+        slot.store(mnt.0, Relaxed);
         std::mem::forget(mnt);
     }
 }
@@ -494,7 +534,7 @@ fn keep(p: &FsPlan, i: usize, mnt: Fd) {
 fn slot(p: &FsPlan, i: usize) -> Result<libc::c_int, Errno> {
     p.slots
         .get(i)
-        .map(|s| s.get())
+        .map(|s| s.load(Relaxed))
         .filter(|fd| *fd >= 0)
         .ok_or(Errno::EBADF)
 }
@@ -533,7 +573,18 @@ fn mount_root(p: &FsPlan) -> Result<Fd, Errno> {
     Ok(mnt)
 }
 
-fn apply(root: libc::c_int, p: &FsPlan, index: usize, step: &Step) -> Result<(), Errno> {
+/// The index of the first mask step, whose slot holds the /dev/null copy.
+fn first_mask(p: &FsPlan) -> Option<usize> {
+    p.steps.iter().position(|s| matches!(s, Step::Mask { .. }))
+}
+
+fn apply(
+    root: libc::c_int,
+    p: &FsPlan,
+    index: usize,
+    step: &Step,
+    null: &mut Option<Fd>,
+) -> Result<(), Errno> {
     match step {
         Step::Bind {
             dst, dir, attrs, ..
@@ -623,9 +674,26 @@ fn apply(root: libc::c_int, p: &FsPlan, index: usize, step: &Step) -> Result<(),
                     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
                 )?;
                 move_onto(mnt.0, target.0)
+            } else if let Some(src) = null {
+                // A copy of the /dev/null mounted on an earlier masked file (read-only, as
+                // cloned mounts keep their flags; set again all the same).
+                let mnt = clone_tree(src.0)?;
+                set_attrs(
+                    mnt.0,
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                    false,
+                )?;
+                move_onto(mnt.0, target.0)
             } else {
-                // The read-only /dev/null cloned for this step before leaving the host.
-                move_onto(slot(p, index)?, target.0)
+                // The read-only /dev/null cloned before leaving the host.
+                let first = first_mask(p).ok_or(Errno::EBADF)?;
+                move_onto(slot(p, first)?, target.0)?;
+                // Attached now: our descriptor of it is no longer needed.
+                if let Some(s) = p.slots.get(first) {
+                    drop(Fd(s.swap(-1, Relaxed)));
+                }
+                *null = Some(resolve(root, dst, Create::Nothing)?);
+                Ok(())
             }
         }
     }
