@@ -293,6 +293,10 @@ fn spawn(c: &mut Criterion) {
         &["--fork", "--pid", "--uts", "--ipc", "--net", "--cgroup"],
     );
 
+    // 5b. unshare(1) as issue-style shorthand: a user namespace with root mapped (-U -r),
+    //     fork, pid, ipc, mount, uts and net namespaces.
+    bench_peer(&mut group, "unshare-Urfpimun", "unshare", &["-Urfpimun"]);
+
     // 6. nsjail and minijail, when installed (Debian 12 packages neither). nsjail creates
     //    user, mount, pid, ipc, uts, cgroup and net namespaces by default: keep the host's user
     //    and mount namespaces, no /proc mount, no rlimit changes.
