@@ -740,6 +740,15 @@ impl Sandbox {
         self
     }
 
+    /// [`Child::exec`] for a sandbox started by another process (as `ringfence exec` does):
+    /// run `cmd` inside the running sandbox whose first process is `pid`, under the
+    /// restrictions of this configuration — the one the sandbox was started with (or a
+    /// stricter one). Only what restricts is taken from `self`; its namespaces, filesystem
+    /// view and limits are the running sandbox's.
+    pub fn exec_pid(&self, pid: u32, cmd: &Command) -> Result<Child> {
+        self.exec_template().join_pid(pid).spawn(cmd)
+    }
+
     /// The sandbox that [`Child::exec`] uses: this one's restrictions, nothing it creates.
     pub(crate) fn exec_template(&self) -> Sandbox {
         Sandbox {

@@ -6,6 +6,7 @@
 mod doctor;
 mod failure;
 mod json;
+mod named;
 mod parse;
 mod probe;
 mod profile;
@@ -47,6 +48,14 @@ enum Subcommand {
     /// families, clone flags, ioctl requests and personalities pinned to the values seen),
     /// everything else fails with EPERM. Use it with `ringfence run --seccomp FILE`.
     Learn(Box<run::LearnArgs>),
+    /// List the running named sandboxes (`ringfence run --name NAME`).
+    Ps(named::PsArgs),
+    /// Run a command inside a running named sandbox, like `docker exec`.
+    Exec(named::ExecArgs),
+    /// Kill a running named sandbox.
+    Kill(named::KillArgs),
+    /// Pods: sandboxes that share a network, IPC and UTS namespace and a cgroup.
+    Pod(named::PodArgs),
 }
 
 fn main() {
@@ -77,6 +86,10 @@ fn main() {
         Subcommand::Probe(args) => probe::main(&args),
         Subcommand::Profile(args) => profile::main(&args),
         Subcommand::Doctor(args) => doctor::main(&args),
+        Subcommand::Ps(args) => named::ps(&args),
+        Subcommand::Exec(args) => named::exec(&args),
+        Subcommand::Kill(args) => named::kill(&args),
+        Subcommand::Pod(args) => named::pod(&args),
         Subcommand::Learn(args) => {
             let learn_matches = matches
                 .subcommand_matches("learn")

@@ -25,6 +25,7 @@ const FS: &str = "Filesystem (applied in command-line order, like bwrap)";
 const SECURITY: &str = "Seccomp and Landlock";
 const RESOURCES: &str = "Resources (cgroups)";
 const OUTPUT: &str = "Output";
+const NAMED: &str = "Named sandboxes and pods";
 
 /// Flags of `ringfence run`.
 #[derive(Debug, clap::Args)]
@@ -353,6 +354,22 @@ pub struct RunArgs {
     #[arg(long, help_heading = OUTPUT)]
     report: bool,
 
+    /// Name the sandbox, so that `ringfence ps` lists it and `ringfence exec NAME` and
+    /// `ringfence kill NAME` reach it while it runs.
+    #[arg(long, value_name = "NAME", help_heading = NAMED)]
+    name: Option<String>,
+
+    /// Start the sandbox in the background and print its name (given with --name, or
+    /// generated): a monitor process keeps it, with its stdio on /dev/null, until it ends or
+    /// `ringfence kill NAME`.
+    #[arg(short = 'd', long, help_heading = NAMED)]
+    detach: bool,
+
+    /// Run as a member of the pod NAME (`ringfence pod create NAME`): its network, IPC and
+    /// UTS namespaces, its cgroup [Sandbox::pod_ref].
+    #[arg(long, value_name = "NAME", help_heading = NAMED, conflicts_with_all = ["net", "unshare_net", "hostname", "unshare_uts", "unshare_ipc"])]
+    pod: Option<String>,
+
     /// The command and its arguments, after `--`.
     #[arg(value_name = "COMMAND", last = true, required = true)]
     command: Vec<OsString>,
@@ -459,6 +476,9 @@ pub fn learn_main(args: &LearnArgs, matches: &ArgMatches) -> i32 {
 /// Run `ringfence run`; returns the exit status. `matches` are the parsed flags of `run`,
 /// which know the order in which the filesystem flags were given.
 pub fn main(args: &RunArgs, matches: &ArgMatches) -> i32 {
+    if args.detach {
+        return run_detached(args, matches);
+    }
     let mut sink = match args.json.as_ref().map(JsonSink::open).transpose() {
         Ok(sink) => sink,
         Err(f) => {
@@ -498,6 +518,14 @@ fn exit_code(o: &Outcome) -> i32 {
 fn run(args: &RunArgs, matches: &ArgMatches) -> Result<Outcome, Failure> {
     let sandbox = sandbox(args, matches)?;
     let command = command(args)?;
+    let record = match &args.name {
+        Some(name) => Some(crate::named::sandbox_record(
+            name,
+            &stored_args(),
+            &args.command,
+        )?),
+        None => None,
+    };
     // Before the spawn, while this is the only thread: see `signals`.
     signals::block().context("cannot block the signals to forward")?;
     let mut child = sandbox.spawn(&command)?;
@@ -506,6 +534,9 @@ fn run(args: &RunArgs, matches: &ArgMatches) -> Result<Outcome, Failure> {
         .try_clone_to_owned()
         .context("cannot duplicate the sandbox's pidfd")?;
     signals::forward(pidfd, args.share_session).context("cannot start the signal forwarder")?;
+    if let Some(r) = &record {
+        r.set_pid(child.id())?;
+    }
     if args.report {
         eprint!("ringfence: enforcement report:\n{}", child.report());
     } else {
@@ -514,6 +545,78 @@ fn run(args: &RunArgs, matches: &ArgMatches) -> Result<Outcome, Failure> {
         }
     }
     Ok(child.wait()?)
+}
+
+/// `run --detach`: a monitor keeps the sandbox; this process prints its name and exits.
+fn run_detached(args: &RunArgs, matches: &ArgMatches) -> i32 {
+    let prepared = sandbox(args, matches).and_then(|sb| Ok((sb, command(args)?)));
+    let (sandbox, mut command) = match prepared {
+        Ok(p) => p,
+        Err(f) => {
+            eprintln!("{f}");
+            return f.exit_code();
+        }
+    };
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("rf-{}", std::process::id()));
+    if let Err(f) = crate::named::check_name(&name) {
+        eprintln!("{f}");
+        return f.exit_code();
+    }
+    let stored = stored_args();
+    let argv = args.command.clone();
+    crate::named::detach(move |started| {
+        let record = crate::named::sandbox_record(&name, &stored, &argv)?;
+        command.stdin(ringfence::Stdio::Null);
+        let mut child = sandbox.spawn(&command)?;
+        record.set_pid(child.id())?;
+        started(&name);
+        let outcome = child.wait()?;
+        drop(record);
+        Ok(exit_code(&outcome))
+    })
+}
+
+/// The flags of this `run` as given on the command line, without the ones that only name or
+/// detach it: what `exec` needs to rebuild the sandbox's restrictions.
+fn stored_args() -> Vec<OsString> {
+    let all: Vec<OsString> = std::env::args_os().collect();
+    let start = all
+        .iter()
+        .position(|a| a == "run")
+        .map_or(all.len(), |i| i + 1);
+    let mut out = Vec::new();
+    let mut it = all[start..].iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            out.push(a.clone());
+            out.extend(it.cloned());
+            break;
+        }
+        let s = a.to_string_lossy();
+        if s == "--detach" || s == "-d" || s.starts_with("--name=") || s.starts_with("--pod=") {
+            continue;
+        }
+        if s == "--name" || s == "--pod" {
+            it.next();
+            continue;
+        }
+        out.push(a.clone());
+    }
+    out
+}
+
+/// The sandbox that `run` flags (as stored by `run --name`) describe.
+pub fn sandbox_from_args(args: &[OsString]) -> Result<Sandbox, Failure> {
+    use clap::{Args, FromArgMatches};
+    let cmd = RunArgs::augment_args(clap::Command::new("run").no_binary_name(true));
+    let m = cmd
+        .try_get_matches_from(args)
+        .context("the sandbox's recorded flags no longer parse")?;
+    let a = RunArgs::from_arg_matches(&m).context("the sandbox's recorded flags")?;
+    sandbox(&a, &m)
 }
 
 /// The sandbox the flags describe.
@@ -610,7 +713,11 @@ fn sandbox(a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Failure> {
     if let Some(rules) = landlock(a)? {
         sb = sb.landlock(rules);
     }
-    Ok(cgroups(sb, a))
+    let sb = cgroups(sb, a);
+    Ok(match &a.pod {
+        Some(name) => sb.pod_ref(&crate::named::pod_ref(name)?),
+        None => sb,
+    })
 }
 
 /// One filesystem flag, to be applied in command-line order.

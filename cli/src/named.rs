@@ -1,0 +1,782 @@
+//! Named sandboxes and pods: `run --name/--detach`, `ps`, `kill`, `exec`, `pod create|rm|ls`
+//! and `run --pod`.
+//!
+//! State lives in one JSON file per sandbox or pod under `$RINGFENCE_STATE_DIR`, else
+//! `/run/ringfence` for root, else `$XDG_RUNTIME_DIR/ringfence`. A record names the process
+//! that holds the sandbox's handle (ringfence itself, or the monitor a `--detach` leaves
+//! behind) and the sandbox's first process, each with its start time, so that a pid reused
+//! after a crash is never taken for the sandbox; records of processes that are gone are
+//! removed when found. The holder of the handle removes its record when the sandbox ends.
+
+use std::ffi::OsString;
+use std::io::{BufRead, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow};
+use ringfence::{Command, Cpu, Net, Pod, PodRef};
+use serde_json::{Value, json};
+
+use crate::failure::{EXIT_FAILURE, Failure};
+use crate::parse;
+
+/// What a state record describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A sandbox started with `run --name`.
+    Sandbox,
+    /// A pod started with `pod create`.
+    Pod,
+}
+
+impl Kind {
+    fn dir(self) -> &'static str {
+        match self {
+            Kind::Sandbox => "sandboxes",
+            Kind::Pod => "pods",
+        }
+    }
+}
+
+/// Where the records live.
+pub fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("RINGFENCE_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/run/ringfence");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) => Path::new(&d).join("ringfence"),
+        // SAFETY: geteuid cannot fail.
+        None => std::env::temp_dir().join(format!("ringfence-{}", unsafe { libc::geteuid() })),
+    }
+}
+
+fn record_path(kind: Kind, name: &str) -> PathBuf {
+    state_dir().join(kind.dir()).join(format!("{name}.json"))
+}
+
+/// A name must be usable as a file name and in a shell: letters, digits, `.`, `_`, `-`.
+pub fn check_name(name: &str) -> Result<(), Failure> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        return Err(anyhow!(
+            "invalid name {name:?}: use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The start time of `pid` (field 22 of /proc/PID/stat), if it exists.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// Whether the process recorded as (`pid`, `start`) is still that process.
+fn same_process(rec: &Value, pid_key: &str, start_key: &str) -> bool {
+    let (Some(pid), Some(start)) = (rec[pid_key].as_u64(), rec[start_key].as_u64()) else {
+        return false;
+    };
+    start_time(pid as u32) == Some(start)
+}
+
+fn live(rec: &Value) -> bool {
+    same_process(rec, "monitor", "monitor_start")
+}
+
+/// Read a record; a record whose holder is gone is removed and reported as missing.
+pub fn load(kind: Kind, name: &str) -> Result<Value, Failure> {
+    check_name(name)?;
+    let path = record_path(kind, name);
+    let what = match kind {
+        Kind::Sandbox => "sandbox",
+        Kind::Pod => "pod",
+    };
+    let list = match kind {
+        Kind::Sandbox => "ringfence ps",
+        Kind::Pod => "ringfence pod ls",
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(anyhow!("no {what} named {name:?} is running ({list} lists them)").into());
+        }
+        Err(e) => {
+            return Err(anyhow!(e)
+                .context(format!("cannot read {}", path.display()))
+                .into());
+        }
+    };
+    let rec: Value = serde_json::from_str(&text)
+        .with_context(|| format!("the state file {} is damaged", path.display()))?;
+    if !live(&rec) {
+        let _ = std::fs::remove_file(&path);
+        return Err(anyhow!("the {what} {name:?} has ended (its stale record was removed; {list} lists the running ones)").into());
+    }
+    Ok(rec)
+}
+
+/// Every live record of `kind`, by name; stale ones are removed.
+fn list(kind: Kind) -> Vec<(String, Value)> {
+    let dir = state_dir().join(kind.dir());
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let rec: Option<Value> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        match rec {
+            Some(rec) if live(&rec) => out.push((name, rec)),
+            _ => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A record owned by this process: written when created, removed when dropped.
+pub struct Record(PathBuf);
+
+impl Record {
+    /// Claim `name` (failing if a live record holds it) and write `rec` under it.
+    pub fn create(kind: Kind, name: &str, mut rec: Value) -> Result<Record, Failure> {
+        check_name(name)?;
+        let path = record_path(kind, name);
+        let dir = path.parent().expect("records are in a directory");
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+        let me = std::process::id();
+        rec["name"] = json!(name);
+        rec["monitor"] = json!(me);
+        rec["monitor_start"] = json!(start_time(me));
+        rec["created"] = json!(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        );
+        // Claim the name atomically; a stale record of the same name is replaced.
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    f.write_all(format!("{rec}\n").as_bytes())
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    return Ok(Record(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if load(kind, name).is_ok() {
+                        return Err(anyhow!("the name {name:?} is in use by a running sandbox or pod; choose another").into());
+                    }
+                }
+                Err(e) => {
+                    return Err(anyhow!(e)
+                        .context(format!("cannot create {}", path.display()))
+                        .into());
+                }
+            }
+        }
+        Err(anyhow!("cannot claim the name {name:?}").into())
+    }
+
+    /// Add the sandbox's first process to the record.
+    pub fn set_pid(&self, pid: u32) -> Result<(), Failure> {
+        let text = std::fs::read_to_string(&self.0)?;
+        let mut rec: Value = serde_json::from_str(&text)?;
+        rec["pid"] = json!(pid);
+        rec["pid_start"] = json!(start_time(pid));
+        let tmp = self.0.with_extension("tmp");
+        std::fs::write(&tmp, format!("{rec}\n"))?;
+        std::fs::rename(&tmp, &self.0)?;
+        Ok(())
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Fork a monitor that runs `work` detached (new session, stdio on /dev/null) and reports
+/// back on a pipe: `Ok(line)` once it has started (the line is printed), or the error it met.
+/// Returns the exit status for the foreground process; the monitor never returns.
+pub fn detach(work: impl FnOnce(&mut dyn FnMut(&str)) -> Result<i32, Failure>) -> i32 {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        eprintln!(
+            "ringfence: cannot create a pipe: {}",
+            std::io::Error::last_os_error()
+        );
+        return EXIT_FAILURE;
+    }
+    // SAFETY: both descriptors were just created and are owned here only.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: ringfence has started no thread yet (detaching happens before anything else),
+    // so the child may go on running Rust code.
+    match unsafe { libc::fork() } {
+        -1 => {
+            eprintln!(
+                "ringfence: cannot fork: {}",
+                std::io::Error::last_os_error()
+            );
+            EXIT_FAILURE
+        }
+        0 => {
+            drop(r);
+            let mut report = std::fs::File::from(w);
+            // SAFETY: setsid and dup2 onto stdio of /dev/null, in this single-threaded child.
+            unsafe {
+                libc::setsid();
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null >= 0 {
+                    for fd in 0..3 {
+                        libc::dup2(null, fd);
+                    }
+                    if null > 2 {
+                        libc::close(null);
+                    }
+                }
+            }
+            let mut started = |line: &str| {
+                let _ = report.write_all(format!("ok {line}\n").as_bytes());
+                // Closing tells the foreground process to go.
+                let _ = report.flush();
+            };
+            let code = match work(&mut started) {
+                Ok(code) => code,
+                Err(f) => {
+                    let code = f.exit_code();
+                    // A failure before the start reaches the foreground; after, nobody is
+                    // listening any more.
+                    let _ = std::fs::File::from(
+                        report.try_clone().map(OwnedFd::from).unwrap_or_else(|_| {
+                            // SAFETY: -1 is never used: the clone above only fails on EMFILE.
+                            unsafe { OwnedFd::from_raw_fd(libc::dup(2)) }
+                        }),
+                    )
+                    .write_all(format!("error {f}\n").as_bytes());
+                    code
+                }
+            };
+            std::process::exit(code)
+        }
+        _ => {
+            drop(w);
+            // One line: the monitor keeps its end open while it runs.
+            let mut text = String::new();
+            let _ = std::io::BufReader::new(std::fs::File::from(r)).read_line(&mut text);
+            match text.lines().next() {
+                Some(line) if line.starts_with("ok ") => {
+                    println!("{}", &line[3..]);
+                    0
+                }
+                Some(line) if line.starts_with("error ") => {
+                    eprintln!("{}", &text["error ".len()..].trim_end());
+                    EXIT_FAILURE
+                }
+                _ => {
+                    eprintln!("ringfence: the detached monitor ended before it started anything");
+                    EXIT_FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// `ringfence ps`: the running named sandboxes.
+#[derive(Debug, clap::Args)]
+pub struct PsArgs {
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn age(rec: &Value) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let s = now.saturating_sub(rec["created"].as_u64().unwrap_or(now));
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        _ => format!("{}h", s / 3600),
+    }
+}
+
+/// Run `ringfence ps`.
+pub fn ps(args: &PsArgs) -> i32 {
+    let rows = list(Kind::Sandbox);
+    if args.json {
+        for (_, rec) in rows {
+            println!("{rec}");
+        }
+        return 0;
+    }
+    println!("{:<20} {:>8} {:>6}  COMMAND", "NAME", "PID", "AGE");
+    for (name, rec) in rows {
+        let cmd: Vec<String> = rec["command"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<20} {:>8} {:>6}  {}",
+            name,
+            rec["pid"].as_u64().map_or("-".into(), |p| p.to_string()),
+            age(&rec),
+            cmd.join(" ")
+        );
+    }
+    0
+}
+
+/// `ringfence kill`: signal a named sandbox (every process in it, with the default SIGKILL).
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// The sandbox's name (see `ringfence ps`).
+    name: String,
+    /// The signal, by number or name (TERM, SIGTERM, 15); default KILL. KILL ends the whole
+    /// sandbox at once; another signal goes to its first process (forwarded to the program
+    /// behind the init).
+    #[arg(short, long, value_name = "SIGNAL", default_value = "KILL")]
+    signal: String,
+}
+
+fn signal_number(s: &str) -> Result<i32, Failure> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
+    let n = match name.as_str() {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "WINCH" => libc::SIGWINCH,
+        _ => {
+            return Err(anyhow!(
+                "unknown signal {s:?}: use a number or a name such as TERM or KILL"
+            )
+            .into());
+        }
+    };
+    Ok(n)
+}
+
+/// Send `sig` to the process recorded under `pid_key` through a pidfd (checked to be the
+/// recorded process first).
+fn signal_recorded(rec: &Value, pid_key: &str, start_key: &str, sig: i32) -> Result<(), Failure> {
+    let pid = rec[pid_key]
+        .as_u64()
+        .ok_or_else(|| anyhow!("the record has no {pid_key}"))? as i32;
+    // SAFETY: pidfd_open with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(anyhow!("process {pid} is gone").into());
+    }
+    // SAFETY: a new descriptor owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // Opened first, checked second: the pidfd then names the recorded process for sure.
+    if !same_process(rec, pid_key, start_key) {
+        return Err(anyhow!("process {pid} is not the one recorded any more").into());
+    }
+    // SAFETY: pidfd_send_signal on our descriptor, no siginfo.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(anyhow!(std::io::Error::last_os_error())
+            .context(format!("cannot signal process {pid}"))
+            .into());
+    }
+    Ok(())
+}
+
+/// Wait (at most `limit`) until the record at `path` is gone.
+fn wait_gone(path: &Path, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while path.exists() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Run `ringfence kill`.
+pub fn kill(args: &KillArgs) -> i32 {
+    let res = (|| -> Result<(), Failure> {
+        let sig = signal_number(&args.signal)?;
+        let rec = load(Kind::Sandbox, &args.name)?;
+        signal_recorded(&rec, "pid", "pid_start", sig)?;
+        if sig == libc::SIGKILL
+            && !wait_gone(
+                &record_path(Kind::Sandbox, &args.name),
+                Duration::from_secs(10),
+            )
+        {
+            return Err(anyhow!(
+                "the sandbox was killed but its monitor has not finished cleaning up"
+            )
+            .into());
+        }
+        Ok(())
+    })();
+    match res {
+        Ok(()) => 0,
+        Err(f) => {
+            eprintln!("{f}");
+            f.exit_code()
+        }
+    }
+}
+
+/// `ringfence exec`: run a command inside a running named sandbox, like `docker exec`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The command enters every namespace of the sandbox (its files, processes, network, hostname) and \
+its cgroup, under the same restrictions (seccomp profile, Landlock rules, capabilities, \
+identity, rlimits) as the sandbox's own program. Its environment is empty unless given with \
+--env. The exit status is the command's, as with `ringfence run`.")]
+pub struct ExecArgs {
+    /// The sandbox: its name, or the pid `ringfence ps` shows.
+    target: String,
+    /// Set an environment variable for the command: `KEY=VALUE`; repeatable.
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    env: Vec<OsString>,
+    /// The command's working directory inside the sandbox (default: its root).
+    #[arg(long, value_name = "DIR")]
+    chdir: Option<PathBuf>,
+    /// The command and its arguments, after `--`.
+    #[arg(value_name = "COMMAND", last = true, required = true)]
+    command: Vec<OsString>,
+}
+
+/// The record of a sandbox given by name or by pid.
+fn find_sandbox(target: &str) -> Result<Value, Failure> {
+    if let Ok(pid) = target.parse::<u64>() {
+        return list(Kind::Sandbox)
+            .into_iter()
+            .map(|(_, rec)| rec)
+            .find(|rec| rec["pid"].as_u64() == Some(pid))
+            .ok_or_else(|| {
+                anyhow!("process {pid} is not a running ringfence sandbox started with --name (ringfence ps lists them)")
+                    .into()
+            });
+    }
+    load(Kind::Sandbox, target)
+}
+
+/// Run `ringfence exec`.
+pub fn exec(args: &ExecArgs) -> i32 {
+    let res = (|| -> Result<ringfence::Outcome, Failure> {
+        let rec = find_sandbox(&args.target)?;
+        let pid = rec["pid"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("the sandbox has not started yet"))? as u32;
+        if !same_process(&rec, "pid", "pid_start") {
+            return Err(anyhow!("the sandbox {:?} has ended", rec["name"]).into());
+        }
+        // The sandbox's restrictions, rebuilt from the flags it was started with.
+        let run_args: Vec<OsString> = rec["args"]
+            .as_array()
+            .ok_or_else(|| anyhow!("the record has no flags"))?
+            .iter()
+            .filter_map(|v| v.as_str().map(OsString::from))
+            .collect();
+        let sandbox = crate::run::sandbox_from_args(&run_args)?;
+        let mut cmd = Command::new(&args.command[0]);
+        cmd.args(&args.command[1..]);
+        for kv in &args.env {
+            let kv = kv.to_string_lossy();
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--env takes KEY=VALUE, not {kv:?}"))?;
+            cmd.env(k, v);
+        }
+        if let Some(dir) = &args.chdir {
+            cmd.current_dir(dir);
+        }
+        crate::signals::block().context("cannot block the signals to forward")?;
+        let mut child = sandbox.exec_pid(pid, &cmd)?;
+        let pidfd = child
+            .pidfd()
+            .try_clone_to_owned()
+            .context("cannot duplicate the pidfd")?;
+        crate::signals::forward(pidfd, false).context("cannot start the signal forwarder")?;
+        Ok(child.wait()?)
+    })();
+    match res {
+        Ok(o) => o.shell_code(),
+        Err(f) => {
+            eprintln!("{f}");
+            f.exit_code()
+        }
+    }
+}
+
+/// `ringfence pod`: pods of sandboxes sharing a network, IPC and UTS namespace.
+#[derive(Debug, clap::Args)]
+pub struct PodArgs {
+    #[command(subcommand)]
+    command: PodCommand,
+}
+
+/// The pod subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum PodCommand {
+    /// Start a pod in the background; add sandboxes with `ringfence run --pod NAME`.
+    Create(PodCreateArgs),
+    /// End a pod: every sandbox in it is killed.
+    Rm {
+        /// The pod's name.
+        name: String,
+    },
+    /// List the running pods.
+    Ls,
+}
+
+/// `ringfence pod create`.
+#[derive(Debug, clap::Args)]
+pub struct PodCreateArgs {
+    /// The pod's name.
+    name: String,
+    /// The members' network: `none` (a new namespace with only lo, the default) or `host`.
+    #[arg(long, value_name = "none|host", default_value = "none")]
+    net: String,
+    /// The hostname the members see.
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<OsString>,
+    /// Share one pid namespace between the members.
+    #[arg(long)]
+    share_pid: bool,
+    /// CPU limit of the whole pod, e.g. `50%` or `1.5` CPUs.
+    #[arg(long, value_name = "LIMIT", value_parser = parse::cpu)]
+    cpu: Option<Cpu>,
+    /// Memory limit of the whole pod, e.g. `512M`.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    memory: Option<u64>,
+    /// Limit on the number of processes of all members.
+    #[arg(long, value_name = "N")]
+    pids: Option<u64>,
+}
+
+/// Run `ringfence pod ...`.
+pub fn pod(args: &PodArgs) -> i32 {
+    match &args.command {
+        PodCommand::Create(c) => pod_create(c),
+        PodCommand::Rm { name } => {
+            let res = (|| -> Result<(), Failure> {
+                let rec = load(Kind::Pod, name)?;
+                signal_recorded(&rec, "monitor", "monitor_start", libc::SIGTERM)?;
+                if !wait_gone(&record_path(Kind::Pod, name), Duration::from_secs(15)) {
+                    return Err(anyhow!("the pod's monitor has not finished ending it").into());
+                }
+                Ok(())
+            })();
+            match res {
+                Ok(()) => 0,
+                Err(f) => {
+                    eprintln!("{f}");
+                    f.exit_code()
+                }
+            }
+        }
+        PodCommand::Ls => {
+            println!("{:<20} {:>8} {:>6}  CGROUP", "NAME", "HOLDER", "AGE");
+            for (name, rec) in list(Kind::Pod) {
+                println!(
+                    "{:<20} {:>8} {:>6}  {}",
+                    name,
+                    rec["pid"].as_u64().map_or("-".into(), |p| p.to_string()),
+                    age(&rec),
+                    rec["cgroup"].as_str().unwrap_or("-")
+                );
+            }
+            0
+        }
+    }
+}
+
+fn pod_create(a: &PodCreateArgs) -> i32 {
+    if let Err(f) = check_name(&a.name) {
+        eprintln!("{f}");
+        return f.exit_code();
+    }
+    let net = match a.net.as_str() {
+        "none" => Net::New,
+        "host" => Net::Host,
+        other => {
+            eprintln!("ringfence: invalid value for --net: {other:?} (use none or host)");
+            return EXIT_FAILURE;
+        }
+    };
+    let mut pod = Pod::new().net(net);
+    if let Some(h) = &a.hostname {
+        pod = pod.hostname(h);
+    }
+    if a.share_pid {
+        pod = pod.pid_ns();
+    }
+    if let Some(c) = a.cpu {
+        pod = pod.cpu_quota(c);
+    }
+    if let Some(m) = a.memory {
+        pod = pod.memory_limit(m);
+    }
+    if let Some(p) = a.pids {
+        pod = pod.pids_limit(p);
+    }
+    let name = a.name.clone();
+    detach(move |started| {
+        let record = Record::create(Kind::Pod, &name, json!({}))?;
+        // Signals that end the pod, taken synchronously below.
+        let set = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+        // SAFETY: sigset_t is plain data; blocks the signals in this (single) thread.
+        let mask = unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut mask);
+            for s in set {
+                libc::sigaddset(&mut mask, s);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut());
+            mask
+        };
+        let mut running = pod.spawn()?;
+        let r = running.pod_ref();
+        let text = std::fs::read_to_string(&record.0)?;
+        let mut rec: Value = serde_json::from_str(&text)?;
+        rec["pid"] = json!(r.holder);
+        rec["pid_start"] = json!(start_time(r.holder));
+        rec["cgroup"] = json!(r.cgroup);
+        rec["share_pid"] = json!(r.pid_ns);
+        let tmp = record.0.with_extension("tmp");
+        std::fs::write(&tmp, format!("{rec}\n"))?;
+        std::fs::rename(&tmp, &record.0)?;
+        started(&name);
+        // Until told to end, or until the holder is gone.
+        let timeout = libc::timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        loop {
+            // SAFETY: waits for one of the blocked signals, at most a second.
+            let sig = unsafe { libc::sigtimedwait(&mask, std::ptr::null_mut(), &timeout) };
+            if sig > 0 || start_time(r.holder).is_none() {
+                break;
+            }
+        }
+        running.kill()?;
+        drop(record);
+        Ok(0)
+    })
+}
+
+/// The pod `run --pod NAME` joins.
+pub fn pod_ref(name: &str) -> Result<PodRef, Failure> {
+    let rec = load(Kind::Pod, name)?;
+    Ok(PodRef {
+        holder: rec["pid"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("the pod {name:?} has not started yet"))? as u32,
+        cgroup: rec["cgroup"].as_str().map(PathBuf::from),
+        pid_ns: rec["share_pid"].as_bool().unwrap_or(false),
+    })
+}
+
+/// The record of a sandbox started by `run --name`: the flags it was started with (to rebuild
+/// its restrictions for `exec`) and its command (for `ps`).
+pub fn sandbox_record(
+    name: &str,
+    args: &[OsString],
+    command: &[OsString],
+) -> Result<Record, Failure> {
+    let strings = |v: &[OsString]| -> Vec<String> {
+        v.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    };
+    Record::create(
+        Kind::Sandbox,
+        name,
+        json!({ "args": strings(args), "command": strings(command) }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["db", "job-1", "a.b_c", "X9"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", ".hidden", "a/b", "a b", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(signal_number("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(signal_number("SIGKILL").unwrap(), libc::SIGKILL);
+        assert_eq!(signal_number("hup").unwrap(), libc::SIGHUP);
+        assert_eq!(signal_number("9").unwrap(), 9);
+        assert!(signal_number("NOPE").is_err());
+    }
+
+    #[test]
+    fn start_time_identifies_this_process() {
+        assert!(start_time(std::process::id()).is_some());
+        let rec =
+            json!({"monitor": std::process::id(), "monitor_start": start_time(std::process::id())});
+        assert!(live(&rec));
+        let rec = json!({"monitor": std::process::id(), "monitor_start": 1});
+        assert!(!live(&rec));
+    }
+}
