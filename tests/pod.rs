@@ -14,6 +14,15 @@ fn can_isolate() -> bool {
     common::is_root() || common::userns_available()
 }
 
+/// The network and memory tests run Python in the members (`.ci/run` installs it).
+fn has_python() -> bool {
+    let found = std::path::Path::new("/usr/bin/python3").exists();
+    if !found {
+        common::skip("python3 is not installed in /usr/bin");
+    }
+    found
+}
+
 fn sh(script: &str) -> Command {
     let mut c = Command::new("sh");
     c.args(["-c", script]);
@@ -35,6 +44,9 @@ fn text(b: &[u8]) -> String {
 fn members_share_network_hostname_and_ipc() {
     if !can_isolate() {
         return common::skip("needs root or user namespaces");
+    }
+    if !has_python() {
+        return;
     }
     // A listener on the host's loopback, which the pod must not reach.
     let host = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -232,6 +244,9 @@ fn dropping_the_pod_ends_members_without_cgroups() {
 fn pod_memory_limit_bounds_the_sum_root() {
     if !common::is_root() {
         return common::skip("needs root (cgroups)");
+    }
+    if !has_python() {
+        return;
     }
     let pod = Pod::new()
         .memory_limit(96 << 20)
