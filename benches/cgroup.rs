@@ -332,6 +332,32 @@ fn report(names: &[&str], per: &[Vec<f64>]) {
     );
 }
 
+/// Spawns one at a time with a pause before each (as a CLI or a service starting the odd
+/// sandbox does), alternating `ringfence` and `ringfence-cgroup-warm`: the median of the
+/// per-pair differences. On cgroup v1, moving a process into a cgroup from another process
+/// (`cgroup.procs`) waits for an RCU grace period unless another such move happened
+/// recently; back-to-back loops never see that wait.
+const SPACED_PAIRS: usize = 20;
+const SPACED_PAUSE: Duration = Duration::from_millis(100);
+
+fn spaced(plain: &dyn Fn(), warm: &dyn Fn()) -> (f64, f64) {
+    let mut diffs = Vec::with_capacity(SPACED_PAIRS);
+    let mut base = Vec::with_capacity(SPACED_PAIRS);
+    let time = |f: &dyn Fn()| {
+        std::thread::sleep(SPACED_PAUSE);
+        let t = Instant::now();
+        f();
+        t.elapsed().as_nanos() as f64
+    };
+    for _ in 0..SPACED_PAIRS {
+        let a = time(plain);
+        let b = time(warm);
+        diffs.push(b - a);
+        base.push(a);
+    }
+    (median(base), median(diffs))
+}
+
 fn bench(c: &mut Criterion) {
     let cmd = Command::new(TRUE);
     let plain = Sandbox::new();
@@ -365,6 +391,15 @@ fn bench(c: &mut Criterion) {
         let per = interleaved(&vs);
         let names: Vec<&str> = vs.iter().map(|(n, _)| *n).collect();
         report(&names, &per);
+        let (base, added) = spaced(&|| run_ringfence(&plain, &cmd), &|| {
+            run_ringfence(&warm, &cmd)
+        });
+        println!(
+            "\nspaced: {SPACED_PAIRS} pairs, {} ms pause before each spawn: `ringfence` {}, `ringfence-cgroup-warm` adds {}",
+            SPACED_PAUSE.as_millis(),
+            fmt(base),
+            fmt(added)
+        );
     }
 }
 

@@ -159,8 +159,10 @@ impl Sandbox {
 
     /// Limit CPU time with the CFS bandwidth controller, e.g. `Cpu::percent(20)` (20 % of
     /// one CPU). Like every cgroup limit, it puts the sandbox in a cgroup of its own, created
-    /// below the caller's cgroup and removed when the sandbox ends; killing the sandbox then
-    /// kills every process in that cgroup. Without permission to create it (rootless without
+    /// below the caller's cgroup; killing the sandbox then kills every process in that cgroup.
+    /// When a run ends its cgroup, emptied, is kept for this `Sandbox`'s next spawn (peaks
+    /// reset, limits rewritten, usage counted per run) and removed once the sandbox and its
+    /// children are dropped. Without permission to create it (rootless without
     /// delegation), `spawn` fails with a hint, unless [`Sandbox::cgroups_best_effort`].
     pub fn cpu_quota(mut self, cpu: Cpu) -> Sandbox {
         self.cgroup.cpu = Some(cpu);
@@ -174,7 +176,9 @@ impl Sandbox {
     }
 
     /// Limit memory (bytes); a sandbox that needs more is OOM-killed
-    /// ([`Outcome::oom_killed`](crate::Outcome::oom_killed)).
+    /// ([`Outcome::oom_killed`](crate::Outcome::oom_killed)). The cgroup is reused by later
+    /// spawns as [`Sandbox::cpu_quota`] says: page cache a run leaves charged to it counts
+    /// in the next run's peak (and under its limit) until the kernel reclaims it.
     pub fn memory_limit(mut self, bytes: u64) -> Sandbox {
         self.cgroup.memory = Some(bytes);
         self

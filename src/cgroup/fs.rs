@@ -31,14 +31,26 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupErr
     })
 }
 
-/// The content of `dir/file`.
+/// The content of `dir/file`: `open`, `read`, `close` (an interface file is generated whole
+/// on each read, and a read shorter than asked for ends it; `read_to_string` would add a
+/// `statx`, an `lseek` and a read of nothing to each of the reads a spawn makes).
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String, CgroupError> {
     let path = dir.join(file);
-    let mut s = String::new();
-    match fs::File::open(&path).and_then(|mut f| f.read_to_string(&mut s)) {
-        Ok(_) => Ok(s),
-        Err(source) => Err(CgroupError::Read { path, source }),
-    }
+    let read_all = |mut f: fs::File| -> io::Result<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = f.read(&mut buf)?;
+            out.extend_from_slice(&buf[..n]);
+            if n < buf.len() {
+                break;
+            }
+        }
+        String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    };
+    fs::File::open(&path)
+        .and_then(read_all)
+        .map_err(|source| CgroupError::Read { path, source })
 }
 
 /// The content of `dir/file`, or `None` when it cannot be read (an optional file).
