@@ -4,17 +4,17 @@
 //! - `unfiltered`;
 //! - under `allow-1insn`: one filter of one instruction, `ret ALLOW` (the floor: what any
 //!   filter costs when the kernel's action cache lets every call through);
-//! - under `ringfence-default`: [`Profile::default_container`] (ringfence's guard, then the
-//!   profile: two filters);
+//! - under `ringfence-default`: [`Profile::default_container`] compiled by ringfence (one
+//!   filter: the profile with ringfence's guard merged in);
 //! - under `default-libseccomp`: the same preset's rules compiled by libseccomp, after
-//!   ringfence's guard (the same filter stack, another compiler for the profile part);
+//!   ringfence's guard as a filter of its own (the same rules, another compiler);
 //! - under `docker-libseccomp`: Docker's default profile (`docker-default.json` in the shared
 //!   profile directory), compiled by libseccomp through its Python binding (Debian's
 //!   python3-seccomp, driven by `tests/data/libseccomp_bpf.py`): one filter, as runc installs
 //!   it; both libseccomp variants are skipped with a message when no python3 can
 //!   `import seccomp`;
 //! - under `docker-ringfence`: the same profile compiled by ringfence
-//!   ([`Profile::from_oci_json_with`]; guard + profile).
+//!   ([`Profile::from_oci_json_with`]; one filter, the guard merged in).
 //!
 //! Both Docker variants get the same rules: ringfence's importer resolves the JSON (for Docker's
 //! default capability set, the running kernel and this architecture) and both compilers build
