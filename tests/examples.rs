@@ -8,3 +8,35 @@ mod plugin_host;
 fn plugin_host() {
     plugin_host::main().unwrap();
 }
+
+#[path = "../examples/ci_runner.rs"]
+mod ci_runner;
+
+#[test]
+fn ci_runner() {
+    if !ringfence_can_isolate() {
+        return;
+    }
+    ci_runner::main().unwrap();
+}
+
+#[path = "../examples/pod.rs"]
+mod pod;
+
+#[test]
+fn pod() {
+    if !ringfence_can_isolate() {
+        return;
+    }
+    pod::main().unwrap();
+}
+
+/// Pods need namespaces: root, or user namespaces for an ordinary user.
+fn ringfence_can_isolate() -> bool {
+    // SAFETY: geteuid cannot fail.
+    let ok = unsafe { libc::geteuid() } == 0 || ringfence::probe().user_ns.is_ok();
+    if !ok {
+        println!("SKIPPED: needs root or user namespaces");
+    }
+    ok
+}
