@@ -31,19 +31,17 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupErr
     })
 }
 
-/// The content of `dir/file`: `open`, `read`, `close` (an interface file is generated whole
-/// on each read, and a read shorter than asked for ends it; `read_to_string` would add a
-/// `statx`, an `lseek` and a read of nothing to each of the reads a spawn makes).
+/// The content of `dir/file`: `open`, `read` until end of file, `close` (`read_to_string`
+/// would add a `statx` and an `lseek` to each of the reads a spawn makes).
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String, CgroupError> {
     let path = dir.join(file);
     let read_all = |mut f: fs::File| -> io::Result<String> {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
-            let n = f.read(&mut buf)?;
-            out.extend_from_slice(&buf[..n]);
-            if n < buf.len() {
-                break;
+            match f.read(&mut buf)? {
+                0 => break,
+                n => out.extend_from_slice(&buf[..n]),
             }
         }
         String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))

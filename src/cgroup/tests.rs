@@ -116,6 +116,19 @@ fn dead_or_zombie(pid: libc::pid_t) -> bool {
     }
 }
 
+/// Whether `pid` ends (or is a zombie) within a few seconds: a killed process leaves the
+/// cgroup's list when it starts exiting, a little before its state shows it.
+fn ends(pid: libc::pid_t) -> bool {
+    let end = Instant::now() + Duration::from_secs(5);
+    while !dead_or_zombie(pid) {
+        if Instant::now() > end {
+            return false;
+        }
+        sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 fn procs_of(cg: &SandboxCgroup) -> Vec<libc::pid_t> {
     let mut all: Vec<libc::pid_t> = cg
         .dirs()
@@ -282,7 +295,7 @@ fn kill_leaves_no_process_even_a_setsid_daemon() {
     cg.kill().expect("kill");
     assert!(procs_of(&cg).is_empty());
     for p in &seen {
-        assert!(dead_or_zombie(*p), "process {p} survived");
+        assert!(ends(*p), "process {p} survived");
     }
     assert!(wait_for(&mut sh, Duration::from_secs(5)).is_some());
     remove_and_check(cg);
@@ -307,7 +320,7 @@ fn v2_kill_without_cgroup_kill_freezes_and_kills() {
     v2.kill_with(false).expect("kill through the freezer");
     assert!(procs_of(&cg).is_empty());
     for p in &seen {
-        assert!(dead_or_zombie(*p), "process {p} survived");
+        assert!(ends(*p), "process {p} survived");
     }
     assert_eq!(fs::read(v2.dir(), "cgroup.freeze").unwrap().trim(), "0");
     assert!(wait_for(&mut sh, Duration::from_secs(5)).is_some());
@@ -630,7 +643,7 @@ fn a_reused_cgroup_carries_nothing_over() {
     assert!(run1.pids_peak.is_none_or(|p| p >= 3), "{run1:?}");
     // Killed empty before it went back: nothing of run 1 can be in run 2's cgroup.
     for p in &seen {
-        assert!(dead_or_zombie(*p), "process {p} of run 1 survived");
+        assert!(ends(*p), "process {p} of run 1 survived");
     }
     assert_eq!(pool.idle(), 1);
 
