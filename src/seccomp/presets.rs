@@ -258,7 +258,9 @@ impl Profile {
     }
 
     /// A short allow-list for plugins that compute on stdin/stdout and files
-    /// ([`STRICT_ALLOWED`]), plus `ioctl` for `TCGETS` and `TIOCGWINSZ` only (terminal checks).
+    /// ([`STRICT_ALLOWED`]), plus `ioctl` for `TCGETS` and `TIOCGWINSZ` only (terminal checks)
+    /// and `FIOCLEX`/`FIONCLEX` (close-on-exec, which interpreters such as Python set on the
+    /// script they open).
     ///
     /// Everything else fails with `EPERM` rather than killing the process: language runtimes
     /// probe optional calls at start-up and handle a failure, so a harmless probe does not
@@ -267,8 +269,9 @@ impl Profile {
     pub fn strict() -> Profile {
         let mut p = Profile::deny_all().allow_present(STRICT_ALLOWED);
         if let Some(ioctl) = p.syscall("ioctl") {
-            // TCGETS, TIOCGWINSZ; the request is an unsigned int: compare 32 bits.
-            for req in [0x5401, 0x5413] {
+            // TCGETS, TIOCGWINSZ, FIONCLEX, FIOCLEX; the request is an unsigned int: compare
+            // 32 bits.
+            for req in [0x5401, 0x5413, 0x5450, 0x5451] {
                 p = p.rule(ioctl, [Cond::arg32(1).eq(req)], Action::Allow);
             }
         }
