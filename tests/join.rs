@@ -258,9 +258,10 @@ fn joining_an_ended_sandbox_fails() {
         return common::skip("needs root or user namespaces");
     }
     let mut done = target().spawn(&sleeper("0")).unwrap();
-    // Not reaped yet: a zombie has no namespaces left to join.
+    // Not reaped yet: a zombie has no namespaces left to join (its mount namespace link is
+    // gone; the pid and user ones stay).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_link(format!("/proc/{}/ns/pid", done.id())).is_ok()
+    while std::fs::read_link(format!("/proc/{}/ns/mnt", done.id())).is_ok()
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(5));
@@ -325,4 +326,56 @@ fn join_with_options_that_create_namespaces_fails() {
         .spawn(&sleeper("1"))
         .unwrap_err();
     assert!(e.to_string().contains("cgroup"), "{e}");
+}
+
+#[test]
+fn exec_keeps_the_sandbox_landlock_rules() {
+    if !can_isolate() {
+        return common::skip("needs root or user namespaces");
+    }
+    if ringfence::landlock::abi() == 0 {
+        return common::skip("this kernel has no Landlock");
+    }
+    let base = std::env::temp_dir().join(format!("ringfence-join-landlock-{}", std::process::id()));
+    let (rw, other) = (base.join("rw"), base.join("other"));
+    std::fs::create_dir_all(&rw).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let sandbox = Sandbox::new()
+        .pid_ns()
+        .landlock(
+            ringfence::Landlock::new()
+                .read_only(["/"])
+                .read_write([&rw]),
+        )
+        .spawn(&sleeper_at(&common::inspect()))
+        .unwrap();
+    let touch = |path: &std::path::Path| {
+        let mut c = Command::new("touch");
+        c.arg(path);
+        output(sandbox.exec(&piped(c)).unwrap())
+    };
+    let allowed = touch(&rw.join("a"));
+    let denied = touch(&other.join("b"));
+    let _ = std::fs::remove_dir_all(&base);
+    assert!(
+        allowed.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    assert!(
+        !denied.success(),
+        "the exec'd process escaped the sandbox's Landlock rules"
+    );
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+}
+
+/// `rf-inspect sleep 30` by its host path (for sandboxes without a filesystem view).
+fn sleeper_at(inspect: &std::path::Path) -> Command {
+    let mut c = Command::new(inspect);
+    c.args(["sleep", "30"]);
+    c
 }
