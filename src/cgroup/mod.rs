@@ -327,6 +327,14 @@ impl SandboxCgroup {
             if self.emptied.load(Ordering::Relaxed) || self.kill().is_ok() {
                 self.base = self.last_counters();
                 self.dirty = true;
+                let reusable = match &self.inner {
+                    Inner::V2(c) => c.reusable(&self.base),
+                    Inner::V1(_) => true,
+                };
+                if !reusable {
+                    self.removed = true;
+                    return self.remove_inner();
+                }
                 if let Some(cg) = pool.give_back(self) {
                     return cg.remove();
                 }

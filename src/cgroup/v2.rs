@@ -258,6 +258,13 @@ impl V2Cgroup {
         }
     }
 
+    /// Whether another run can use the cgroup without a peak of the last run (`last`)
+    /// showing in its usage: not when `pids.peak` (which cannot be reset) is above 1, nor
+    /// when `memory.peak` cannot be reset (before Linux 6.12).
+    pub(crate) fn reusable(&self, last: &RawUsage) -> bool {
+        last.pids_peak <= Some(1) && (self.peak.is_some() || last.peak_memory.is_none())
+    }
+
     /// Make the (empty) cgroup ready for another run, or `false` when it cannot be without
     /// carrying a peak of the last run (`last`) over.
     pub(crate) fn reset(
@@ -265,7 +272,7 @@ impl V2Cgroup {
         cfg: &CgroupConfig,
         last: &RawUsage,
     ) -> Result<bool, CgroupError> {
-        if last.pids_peak > Some(1) || (self.peak.is_none() && last.peak_memory.is_some()) {
+        if !self.reusable(last) {
             return Ok(false);
         }
         for sub in fs::tree(&self.dir).iter().skip(1).rev() {
