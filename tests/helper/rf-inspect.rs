@@ -123,8 +123,16 @@ fn main() {
             println!("x32=survived:{r}");
         }
         "write-stdout" => {
-            let data = vec![b'x'; num(2) as usize];
-            std::io::stdout().write_all(&data).unwrap();
+            // In blocks, so that a flood of any size costs this program little memory.
+            let block = vec![b'x'; 1 << 16];
+            let mut left = num(2) as usize;
+            let mut out = std::io::stdout().lock();
+            while left > 0 {
+                let n = left.min(block.len());
+                out.write_all(&block[..n]).unwrap();
+                left -= n;
+            }
+            out.flush().unwrap();
         }
         other => {
             eprintln!("rf-inspect: unknown command {other:?}");
@@ -1258,6 +1266,16 @@ fn attack(name: &str, args: &[String]) {
             };
             put("written", written);
             put("fill_errno", errno);
+        }
+        // Close stdin, stdout and stderr, then go on for a moment and exit normally.
+        "close-stdio" => {
+            // SAFETY: closing our own standard descriptors; nothing writes to them after.
+            unsafe {
+                libc::close(0);
+                libc::close(1);
+                libc::close(2);
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
         "spin" => {
             put("spinning", 1);
