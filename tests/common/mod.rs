@@ -132,11 +132,17 @@ pub fn rerun_env(name: &str, nobody: bool, env: &[(&str, &str)]) {
         cleanup = Some(dir);
     }
     let mut cmd = std::process::Command::new(&exe_to_run);
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, if nobody { "nobody" } else { "fresh" })
-        .env(INSPECT_ENV, &inspect)
-        .envs(env.iter().copied())
-        .current_dir("/");
+    cmd.args([
+        "--exact",
+        name,
+        "--nocapture",
+        "--test-threads=1",
+        "--include-ignored",
+    ])
+    .env(CHILD_ENV, if nobody { "nobody" } else { "fresh" })
+    .env(INSPECT_ENV, &inspect)
+    .envs(env.iter().copied())
+    .current_dir("/");
     if nobody {
         cmd.uid(65534).gid(65534);
     }
