@@ -451,6 +451,10 @@ pub enum Error {
     /// The sandboxed process reported something the protocol does not allow (a bug).
     #[error("protocol error between ringfence and its sandboxed process: {0}")]
     Protocol(&'static str),
+
+    /// A warm sandbox or one of its runs failed ([`Warm`](crate::Warm)).
+    #[error("warm sandbox: {0}")]
+    Warm(crate::warm::WarmError),
 }
 
 fn hint_suffix(stage: Stage, errno: Errno) -> String {
@@ -516,6 +520,7 @@ impl Error {
             }
             Error::Cgroup(e) => e.hint(),
             Error::Landlock(e) => e.hint(),
+            Error::Warm(e) => e.hint(),
             _ => None,
         }
     }
@@ -524,6 +529,12 @@ impl Error {
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Error {
         Error::Config(e)
+    }
+}
+
+impl From<crate::warm::WarmError> for Error {
+    fn from(e: crate::warm::WarmError) -> Error {
+        Error::Warm(e)
     }
 }
 

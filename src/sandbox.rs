@@ -794,18 +794,38 @@ impl Sandbox {
     /// Run `cmd` to completion and collect its output: stdout and stderr are captured (unless
     /// the command set them otherwise) and stdin is `/dev/null` (unless set).
     pub fn output(&self, cmd: &Command) -> Result<Outcome> {
-        let mut cmd = cmd.clone();
-        if matches!(cmd.stdin, Stdio::Inherit) {
-            cmd.stdin(Stdio::Null);
-        }
-        if matches!(cmd.stdout, Stdio::Inherit) {
-            cmd.stdout(Stdio::Piped);
-        }
-        if matches!(cmd.stderr, Stdio::Inherit) {
-            cmd.stderr(Stdio::Piped);
-        }
-        self.spawn(&cmd)?.wait_with_output()
+        self.spawn(&for_output(cmd))?.wait_with_output()
     }
+
+    /// Do now, once, everything that does not depend on the command — compile the seccomp
+    /// profile, create the Landlock ruleset, check the filesystem configuration and turn it
+    /// into C strings, validate the rest — and return the [`Prepared`](crate::Prepared)
+    /// sandbox that spawns with only the per-command work left. Configuration errors show here.
+    pub fn prepare(&self) -> Result<crate::Prepared> {
+        crate::warm::Prepared::new(self)
+    }
+
+    /// Start a warm sandbox for many short runs: `self.prepare()?.warm()` (see
+    /// [`Prepared::warm_with`](crate::Prepared::warm_with) and [`Warm`](crate::Warm)).
+    pub fn warm(&self) -> Result<crate::Warm> {
+        self.prepare()?.warm()
+    }
+}
+
+/// `cmd` as [`Sandbox::output`] runs it: inherited stdout and stderr are captured, an
+/// inherited stdin is empty.
+pub(crate) fn for_output(cmd: &Command) -> Command {
+    let mut cmd = cmd.clone();
+    if matches!(cmd.stdin, Stdio::Inherit) {
+        cmd.stdin(Stdio::Null);
+    }
+    if matches!(cmd.stdout, Stdio::Inherit) {
+        cmd.stdout(Stdio::Piped);
+    }
+    if matches!(cmd.stderr, Stdio::Inherit) {
+        cmd.stderr(Stdio::Piped);
+    }
+    cmd
 }
 
 #[cfg(test)]

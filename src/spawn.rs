@@ -88,6 +88,8 @@ pub(crate) struct Plan<'a> {
     pub seccomp: Option<&'a crate::seccomp::CompiledProfile>,
     /// Whether the filter has a listener, whose descriptor number is reported to the parent.
     pub seccomp_notify: bool,
+    /// For a warm sandbox: the process becomes its zygote instead of executing a program.
+    pub zygote: Option<&'a crate::inside::zygote::ZygotePlan<'a>>,
 }
 
 /// An owned, NULL-terminated array of C strings, ready for `execve` (std's `CStringArray`).
@@ -796,16 +798,30 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
 }
 
 pub(crate) fn spawn(sb: &Sandbox, cmd: &Command) -> Result<Child> {
-    spawn_as(sb, cmd, false)
+    spawn_as(sb, cmd, false, None)
+}
+
+/// Start a warm sandbox's zygote: the sandbox's setup, then, instead of a program, the zygote
+/// (see `inside::zygote`).
+pub(crate) fn spawn_zygote(
+    sb: &Sandbox,
+    zygote: &crate::inside::zygote::ZygotePlan<'_>,
+) -> Result<Child> {
+    spawn_as(sb, &Command::new("/ringfence-zygote"), false, Some(zygote))
 }
 
 /// Start a pod's holder: the sandbox's setup, then, instead of a program, a process that only
 /// holds the namespaces (see `inside::init::hold`).
 pub(crate) fn spawn_holder(sb: &Sandbox) -> Result<Child> {
-    spawn_as(sb, &Command::new("/ringfence-pod-holder"), true)
+    spawn_as(sb, &Command::new("/ringfence-pod-holder"), true, None)
 }
 
-fn spawn_as(sb: &Sandbox, cmd: &Command, hold: bool) -> Result<Child> {
+fn spawn_as(
+    sb: &Sandbox,
+    cmd: &Command,
+    hold: bool,
+    zygote: Option<&crate::inside::zygote::ZygotePlan<'_>>,
+) -> Result<Child> {
     let started = Instant::now();
     let host = probe();
     let prep = prepare(sb, cmd)?;
@@ -858,6 +874,7 @@ fn spawn_as(sb: &Sandbox, cmd: &Command, hold: bool) -> Result<Child> {
             landlock_fd: prep.landlock_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
             seccomp: prep.seccomp.as_deref(),
             seccomp_notify: prep.seccomp.as_ref().is_some_and(|c| c.uses_notify()),
+            zygote,
         };
         let offsets = match (&sb.time_offsets, d.time_ns) {
             (Some(t), true) => {

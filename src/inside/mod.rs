@@ -18,6 +18,7 @@
 
 mod init;
 mod mount;
+pub(crate) mod zygote;
 
 pub(crate) use mount::{AT_PIVOT, AT_ROOT};
 
@@ -162,6 +163,9 @@ fn setup(p: &Plan) -> Step<Infallible> {
     if p.hold {
         init::install_forwarding().at(Stage::InitSignals)?;
         init::hold();
+    }
+    if let Some(z) = p.zygote {
+        return zygote::run(p, z);
     }
     if p.init {
         init::install_forwarding().at(Stage::InitSignals)?;

@@ -715,3 +715,48 @@ fn pivot(root: libc::c_int) -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// For a warm sandbox, between two runs: replace the tmpfs mounts among `steps` (indices into
+/// the plan, ascending) with fresh, empty ones, and apply again the other steps listed (the
+/// directories, symlinks and files the caller put into them; the parent lists no other kind).
+/// Runs in the zygote, inside the new root, with every process of the previous run gone.
+pub(super) fn reset(p: &FsPlan, steps: &[u32]) -> Result<(), (u32, Errno)> {
+    // SAFETY: static path; the descriptor is owned by `Fd`.
+    let root = Fd(cvt(unsafe {
+        libc::open(
+            c"/".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })
+    .map_err(|e| (AT_ROOT, e))?);
+    for &i in steps {
+        let at = |e| (i, e);
+        let step = p.steps.get(i as usize).ok_or((i, Errno::EINVAL))?;
+        match step {
+            Step::Fs {
+                fstype,
+                dst,
+                options,
+                attrs,
+            } => {
+                // The working directory is the new root. Not there any more (detached with an
+                // outer tmpfs just reset) or not a mount point: nothing to detach.
+                // SAFETY: umount2 of a C string; the last component is not followed.
+                match cvt(unsafe {
+                    libc::umount2(dst.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW)
+                }) {
+                    Ok(_) | Err(Errno::ENOENT | Errno::EINVAL) => {}
+                    Err(e) => return Err(at(e)),
+                }
+                let mnt = new_fs(fstype, pairs(options), *attrs).map_err(at)?;
+                let target = resolve(root.0, dst, Create::Dir(0o755)).map_err(at)?;
+                move_onto(mnt.0, target.0).map_err(at)?;
+            }
+            Step::Mkdir { .. } | Step::Symlink { .. } | Step::File { .. } => {
+                apply(root.0, p, i as usize, step, &mut None).map_err(at)?
+            }
+            _ => return Err(at(Errno::EINVAL)),
+        }
+    }
+    Ok(())
+}
