@@ -51,14 +51,6 @@ pub enum WarmError {
         /// The most one request can carry.
         max: usize,
     },
-    /// Too many resource limits for one run.
-    #[error("{count} resource limits for one run; at most {max}")]
-    TooManyRlimits {
-        /// How many were given.
-        count: usize,
-        /// The most one run can set.
-        max: usize,
-    },
     /// A run asked for a profile the warm sandbox was not given.
     #[error("run profile {index} was asked for, but the warm sandbox has {count}")]
     NoSuchProfile {
@@ -214,6 +206,7 @@ impl Prepared {
         let filter_once =
             reset.is_empty() && seccomp.as_deref().is_some_and(|f| zygote_fits(f, &sb));
 
+        tracing::debug!(filter_once, "starting a zygote");
         let (ours, theirs) = socketpair()?;
         // The zygote's buffers: allocated here, before the clone; it writes into its copy.
         let mut frame = vec![0u64; FRAME_MAX / 8];
@@ -502,13 +495,8 @@ impl Warm {
             }
             .into());
         }
-        if opts.rlimits.len() > MAX_RLIMITS {
-            return Err(WarmError::TooManyRlimits {
-                count: opts.rlimits.len(),
-                max: MAX_RLIMITS,
-            }
-            .into());
-        }
+        // One per resource (RunOptions::rlimit replaces), so they always fit.
+        const _: () = assert!(Rlimit::ALL.len() <= MAX_RLIMITS);
         let mut rlimits = [WireRlimit::default(); MAX_RLIMITS];
         for (slot, (r, soft, hard)) in rlimits.iter_mut().zip(&opts.rlimits) {
             if soft > hard {
@@ -965,5 +953,15 @@ mod tests {
             reset_steps(&plan),
             Err(Error::Config(ConfigError::Conflict { .. }))
         ));
+    }
+}
+
+#[cfg(test)]
+mod fits_tests {
+    #[test]
+    fn default_profile_lets_the_zygote_hold_it() {
+        let sb = crate::Sandbox::new();
+        let f = sb.compiled_seccomp().unwrap().unwrap();
+        assert!(super::zygote_fits(&f, &sb));
     }
 }
