@@ -1034,3 +1034,29 @@ fn learn_writes_a_profile_the_command_runs_under() {
     );
     assert_eq!(read_json(&json_out)["violations"], serde_json::json!([]));
 }
+
+#[test]
+fn repeat_runs_in_one_warm_sandbox_and_counts_outcomes() {
+    // The tmpfs of the warm sandbox stays between runs: only the first finds no marker.
+    let o = ringfence(&[
+        "run",
+        "--isolated",
+        "--repeat",
+        "20",
+        "--",
+        "sh",
+        "-c",
+        "test -e /tmp/marker && exit 3; touch /tmp/marker; kill -SEGV $$",
+    ]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("20 runs in "), "{out}");
+    assert!(out.contains("runs/s"), "{out}");
+    assert!(out.contains("        19  exit 3\n"), "{out}");
+    assert!(out.contains("         1  signal 11 (SIGSEGV)\n"), "{out}");
+
+    let o = ringfence(&["run", "--repeat", "0", "--", "true"]);
+    assert_eq!(code(&o), 125);
+    let o = ringfence(&["run", "--repeat", "3", "--", "/nonexistent/program"]);
+    assert_eq!(code(&o), 127, "{}", stderr(&o));
+}
