@@ -40,3 +40,15 @@ fn ringfence_can_isolate() -> bool {
     }
     ok
 }
+
+#[path = "../examples/fuzz_harness.rs"]
+mod fuzz_harness;
+
+/// 1000 runs (the example's default) through a warm `Sandbox::isolated()`.
+#[test]
+fn fuzz_harness() {
+    if !ringfence_can_isolate() {
+        return;
+    }
+    fuzz_harness::main().unwrap();
+}
