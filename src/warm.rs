@@ -225,8 +225,7 @@ impl Prepared {
             fs: self.fs.as_deref(),
             zygote: Some(&plan),
         };
-        let child =
-            crate::spawn::spawn_with(&sb, &Command::new("/ringfence-zygote"), ready)?;
+        let child = crate::spawn::spawn_with(&sb, &Command::new("/ringfence-zygote"), ready)?;
         drop(theirs);
         let devnull = std::fs::OpenOptions::new()
             .read(true)
@@ -236,6 +235,7 @@ impl Prepared {
         let report = child.report().clone();
         Ok(Warm {
             new_root: report.is_enforced(Layer::Filesystem),
+            fs: self.fs.clone(),
             report,
             child,
             sock: ours,
@@ -365,6 +365,8 @@ pub struct Warm {
     devnull: OwnedFd,
     report: Report,
     new_root: bool,
+    /// The filesystem plan (for the names of its steps).
+    fs: Option<Arc<FsPlan>>,
     profiles: usize,
     timeout: Option<Duration>,
     frame: Vec<u8>,
@@ -434,11 +436,13 @@ impl Warm {
             REPLY_RESET_FAILED => {
                 self.gone = Some("resetting its tmpfs mounts failed".into());
                 let step = self
-                    .child
-                    .report()
-                    .is_enforced(Layer::Filesystem)
-                    .then(|| format!("tmpfs reset, step {}", reply.detail))
-                    .unwrap_or_default();
+                    .fs
+                    .as_ref()
+                    .and_then(|f| f.descriptions.get(reply.detail as usize))
+                    .map_or_else(
+                        || format!("step {}", reply.detail),
+                        |d| format!("reset after a run: {d}"),
+                    );
                 return Err(Error::Mount {
                     step,
                     errno: Errno::from_raw(reply.errno),
@@ -510,10 +514,10 @@ impl Warm {
                 }
             };
             *slot = WireRlimit {
-                resource: r.resource() as u32,
+                resource: r.resource(),
                 _pad: 0,
-                cur: lim(*soft) as u64,
-                max: lim(*hard) as u64,
+                cur: lim(*soft),
+                max: lim(*hard),
             };
         }
         let profile = match opts.profile {
@@ -696,11 +700,7 @@ fn send_with_fds(sock: &OwnedFd, data: &[u8], fds: &[RawFd; 3]) -> Result<(), Er
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
         (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
-        std::ptr::copy_nonoverlapping(
-            fds.as_ptr(),
-            libc::CMSG_DATA(c).cast::<RawFd>(),
-            fds.len(),
-        );
+        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast::<RawFd>(), fds.len());
         loop {
             let rc = libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
             if rc >= 0 {
@@ -812,16 +812,35 @@ fn zygote_fits(filters: &CompiledProfile, sb: &Sandbox) -> bool {
         (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD) as u64;
     let prctl = |op: libc::c_int| (libc::SYS_prctl, [op as u64, 0, 0, 0, 0, 0]);
     let mut calls = vec![
-        (libc::SYS_recvmsg, [0, 0, libc::MSG_CMSG_CLOEXEC as u64, 0, 0, 0]),
+        (
+            libc::SYS_recvmsg,
+            [0, 0, libc::MSG_CMSG_CLOEXEC as u64, 0, 0, 0],
+        ),
         (libc::SYS_sendto, [0, 0, 0, libc::MSG_NOSIGNAL as u64, 0, 0]),
         (libc::SYS_ppoll, [0; 6]),
         (libc::SYS_clone, [clone_flags, 0, 0, 0, 0, 0]),
         (libc::SYS_wait4, [0, 0, libc::__WALL as u64, 0, 0, 0]),
-        (libc::SYS_wait4, [-1i64 as u64, 0, (libc::__WALL | libc::WNOHANG) as u64, 0, 0, 0]),
-        (libc::SYS_kill, [-1i64 as u64, libc::SIGKILL as u64, 0, 0, 0, 0]),
+        (
+            libc::SYS_wait4,
+            [
+                -1i64 as u64,
+                0,
+                (libc::__WALL | libc::WNOHANG) as u64,
+                0,
+                0,
+                0,
+            ],
+        ),
+        (
+            libc::SYS_kill,
+            [-1i64 as u64, libc::SIGKILL as u64, 0, 0, 0, 0],
+        ),
         (libc::SYS_close, [0; 6]),
         (libc::SYS_close_range, [3, u32::MAX as u64, 4, 0, 0, 0]),
-        (libc::SYS_clock_gettime, [libc::CLOCK_MONOTONIC as u64, 0, 0, 0, 0, 0]),
+        (
+            libc::SYS_clock_gettime,
+            [libc::CLOCK_MONOTONIC as u64, 0, 0, 0, 0, 0],
+        ),
         (libc::SYS_exit_group, [0; 6]),
         prctl(libc::PR_SET_PDEATHSIG),
         prctl(libc::PR_CAPBSET_DROP),
@@ -830,8 +849,14 @@ fn zygote_fits(filters: &CompiledProfile, sb: &Sandbox) -> bool {
         prctl(libc::PR_SET_NO_NEW_PRIVS),
         (libc::SYS_setsid, [0; 6]),
         (libc::SYS_setpgid, [0; 6]),
-        (libc::SYS_fcntl, [0, libc::F_DUPFD_CLOEXEC as u64, 3, 0, 0, 0]),
-        (libc::SYS_fcntl, [0, libc::F_SETFD as u64, libc::FD_CLOEXEC as u64, 0, 0, 0]),
+        (
+            libc::SYS_fcntl,
+            [0, libc::F_DUPFD_CLOEXEC as u64, 3, 0, 0, 0],
+        ),
+        (
+            libc::SYS_fcntl,
+            [0, libc::F_SETFD as u64, libc::FD_CLOEXEC as u64, 0, 0, 0],
+        ),
         (libc::SYS_dup2, [0; 6]),
         (libc::SYS_prlimit64, [0; 6]),
         (libc::SYS_umask, [0; 6]),
@@ -839,7 +864,10 @@ fn zygote_fits(filters: &CompiledProfile, sb: &Sandbox) -> bool {
         (libc::SYS_capset, [0; 6]),
         (libc::SYS_chdir, [0; 6]),
         (libc::SYS_seccomp, [1, 0, 0, 0, 0, 0]),
-        (libc::SYS_rt_sigprocmask, [libc::SIG_SETMASK as u64, 0, 0, 8, 0, 0]),
+        (
+            libc::SYS_rt_sigprocmask,
+            [libc::SIG_SETMASK as u64, 0, 0, 8, 0, 0],
+        ),
         (libc::SYS_execve, [0; 6]),
         (libc::SYS_getrlimit, [0; 6]),
     ];
@@ -887,9 +915,8 @@ fn reset_steps(plan: &FsPlan) -> Result<Vec<u32>> {
             | Step::Mask { dst } => dst.as_bytes(),
         }
     }
-    let below = |d: &[u8], top: &[u8]| {
-        d == top || (d.starts_with(top) && d.get(top.len()) == Some(&b'/'))
-    };
+    let below =
+        |d: &[u8], top: &[u8]| d == top || (d.starts_with(top) && d.get(top.len()) == Some(&b'/'));
     let mut tops: Vec<&[u8]> = Vec::new();
     let mut steps = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
@@ -943,7 +970,12 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["tmpfs /tmp (1 MiB)", "mkdir /tmp/a", "file /tmp/a/f", "tmpfs /dev/shm"]
+            [
+                "tmpfs /tmp (1 MiB)",
+                "mkdir /tmp/a",
+                "file /tmp/a/f",
+                "tmpfs /dev/shm"
+            ]
         );
         let sb = Sandbox::new()
             .mount_tmpfs("/tmp", crate::Size::mib(1))
@@ -964,4 +996,12 @@ mod fits_tests {
         let f = sb.compiled_seccomp().unwrap().unwrap();
         assert!(super::zygote_fits(&f, &sb));
     }
+}
+
+#[test]
+fn handles_can_move_between_threads() {
+    fn shared<T: Send + Sync + Clone>() {}
+    fn sent<T: Send>() {}
+    shared::<Prepared>();
+    sent::<Warm>();
 }

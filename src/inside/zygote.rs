@@ -162,8 +162,7 @@ pub(super) fn run(p: &Plan, z: &ZygotePlan) -> Step<Infallible> {
     cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).at(Stage::Capabilities)?;
     if let (true, Some(filters)) = (z.filter_once, p.seccomp) {
         // SAFETY: plain prctl.
-        cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
-            .at(Stage::NoNewPrivs)?;
+        cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).at(Stage::NoNewPrivs)?;
         filters.install_all().at(Stage::Seccomp)?;
     }
     // Ready: the parent sees the end of the error pipe (as it would at an exec).
@@ -366,7 +365,7 @@ fn bad(errno: Errno) -> Reply {
 }
 
 /// Check a request of `n` bytes and lay out its strings as pointer arrays.
-fn parse<'a>(z: &'a ZygotePlan, n: usize) -> Result<(Request, *const libc::c_char), Errno> {
+fn parse(z: &ZygotePlan, n: usize) -> Result<(Request, *const libc::c_char), Errno> {
     // SAFETY: the frame holds at least HEADER bytes (checked by `receive`); Request is plain
     // integers, valid for any bytes.
     let req = unsafe { std::ptr::read_unaligned(z.frame as *const Request) };
@@ -379,7 +378,11 @@ fn parse<'a>(z: &'a ZygotePlan, n: usize) -> Result<(Request, *const libc::c_cha
         || req.nrlimits as usize > MAX_RLIMITS
         || (req.profile != NO_PROFILE && req.profile as usize >= z.profiles.len())
         || strings != n - HEADER
-        || ncand.saturating_add(argc).saturating_add(envc).saturating_add(2) > MAX_PTRS
+        || ncand
+            .saturating_add(argc)
+            .saturating_add(envc)
+            .saturating_add(2)
+            > MAX_PTRS
     {
         return Err(Errno::EINVAL);
     }
@@ -446,13 +449,7 @@ fn kill_run(pid: libc::pid_t, pid1: bool) {
 }
 
 /// Run one request. Returns the reply and whether the owner went away meanwhile.
-fn handle(
-    p: &Plan,
-    z: &ZygotePlan,
-    n: usize,
-    fds: [libc::c_int; 3],
-    pid1: bool,
-) -> (Reply, bool) {
+fn handle(p: &Plan, z: &ZygotePlan, n: usize, fds: [libc::c_int; 3], pid1: bool) -> (Reply, bool) {
     let (req, cwd) = match parse(z, n) {
         Ok(r) => r,
         Err(e) => return (bad(e), false),
@@ -676,11 +673,14 @@ fn setup_run(c: &RunCtx) -> Step<Infallible> {
     }
     // A process group of its own, which the zygote kills after the run.
     // SAFETY: setsid / setpgid with integer arguments.
-    if p.setsid {
-        cvt(unsafe { libc::setsid() }).at(Stage::Setsid)?;
-    } else {
-        cvt(unsafe { libc::setpgid(0, 0) }).at(Stage::Setsid)?;
-    }
+    cvt(unsafe {
+        if p.setsid {
+            libc::setsid()
+        } else {
+            libc::setpgid(0, 0)
+        }
+    })
+    .at(Stage::Setsid)?;
     let mut fds = c.fds;
     for fd in fds.iter_mut() {
         if (0..3).contains(fd) {
