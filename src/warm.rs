@@ -971,7 +971,7 @@ mod tests {
         assert_eq!(
             names,
             [
-                "tmpfs /tmp (1 MiB)",
+                "tmpfs /tmp (1048576 bytes)",
                 "mkdir /tmp/a",
                 "file /tmp/a/f",
                 "tmpfs /dev/shm"
