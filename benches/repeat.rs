@@ -101,9 +101,7 @@ fn paired() {
     };
     let medians: Vec<Duration> = rounds.iter_mut().map(median).collect();
     let std_rate = 1.0 / medians[0].as_secs_f64();
-    println!(
-        "\npaired: {ROUNDS} rounds of {PER_ROUND} runs of {TRUE} per variant, median round"
-    );
+    println!("\npaired: {ROUNDS} rounds of {PER_ROUND} runs of {TRUE} per variant, median round");
     println!("| variant | per run | runs/s | vs std (runs/s) |");
     println!("|---|---:|---:|---:|");
     for ((name, _), m) in vs.iter().zip(&medians) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{alive, rf};
 use ringfence::{
-    Command, ConfigError, Error, Errno, Profile, Rlimit, RunOptions, Sandbox, Stage, Stdio,
+    Command, ConfigError, Errno, Error, Profile, Rlimit, RunOptions, Sandbox, Stage, Stdio,
     WarmError, WarmOptions,
 };
 
@@ -211,10 +211,10 @@ fn run_process(zygote: u32) -> i32 {
                 continue;
             };
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            if status
-                .lines()
-                .any(|l| l.split_whitespace().eq(["PPid:".to_owned(), zygote.to_string()]))
-            {
+            if status.lines().any(|l| {
+                l.split_whitespace()
+                    .eq(["PPid:".to_owned(), zygote.to_string()])
+            }) {
                 return pid;
             }
         }
@@ -236,7 +236,13 @@ fn killed_run(sb: &Sandbox) {
     assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out:?}");
     assert!(!out.timed_out);
     for i in 0..5 {
-        assert_eq!(warm.output(&sh(&format!("exit {i}"))).unwrap().status.code(), Some(i));
+        assert_eq!(
+            warm.output(&sh(&format!("exit {i}")))
+                .unwrap()
+                .status
+                .code(),
+            Some(i)
+        );
     }
 }
 
@@ -301,7 +307,10 @@ fn dropping_the_handle_leaves_nothing_as_root() {
             "cgroup {cg} is left"
         );
     }
-    assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), mounts);
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        mounts
+    );
 }
 
 rootless_test! {
@@ -340,7 +349,13 @@ fn the_zygote_dies_with_its_owner() {
     }
     use std::io::BufRead;
     let mut owner = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "warm_owner", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "warm_owner",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(common::CHILD_ENV, "fresh")
         .env(common::INSPECT_ENV, common::inspect())
         .stdout(std::process::Stdio::piped())
@@ -383,7 +398,10 @@ fn bad_requests_are_refused_clearly() {
     let opts = RunOptions::new().profile(1);
     let e = warm.run(&sh("exit 0"), &opts).unwrap_err();
     assert!(
-        matches!(e, Error::Warm(WarmError::NoSuchProfile { index: 1, count: 1 })),
+        matches!(
+            e,
+            Error::Warm(WarmError::NoSuchProfile { index: 1, count: 1 })
+        ),
         "{e}"
     );
 
@@ -398,12 +416,18 @@ fn bad_requests_are_refused_clearly() {
     let mut passing = Command::new("/bin/true");
     passing.pass_fd_as(&f, 10).unwrap();
     let e = warm.output(&passing).unwrap_err();
-    assert!(matches!(e, Error::Warm(WarmError::Unsupported { .. })), "{e}");
+    assert!(
+        matches!(e, Error::Warm(WarmError::Unsupported { .. })),
+        "{e}"
+    );
 
     // The per-run profile applies to its run only.
     let mkdir = sh("mkdir /tmp/ringfence-warm-test-$$ && rmdir /tmp/ringfence-warm-test-$$");
     let out = warm.run(&mkdir, &RunOptions::new().profile(0)).unwrap();
-    assert!(!out.success(), "mkdir was allowed under the per-run profile");
+    assert!(
+        !out.success(),
+        "mkdir was allowed under the per-run profile"
+    );
     assert!(warm.output(&mkdir).unwrap().success());
 
     // After all that, runs still work.
@@ -416,7 +440,10 @@ fn bad_requests_are_refused_clearly() {
         ringfence::Action::Notify,
     );
     let e = Sandbox::new().seccomp(notify).warm().unwrap_err();
-    assert!(matches!(e, Error::Warm(WarmError::Unsupported { .. })), "{e}");
+    assert!(
+        matches!(e, Error::Warm(WarmError::Unsupported { .. })),
+        "{e}"
+    );
     let e = Sandbox::isolated()
         .bind_ro("/usr", "/tmp/usr")
         .prepare()
@@ -431,7 +458,10 @@ fn bad_requests_are_refused_clearly() {
 
 #[test]
 fn prepare_validates_once_and_spawns_many_times() {
-    let e = Sandbox::new().hostname("x".repeat(65)).prepare().unwrap_err();
+    let e = Sandbox::new()
+        .hostname("x".repeat(65))
+        .prepare()
+        .unwrap_err();
     assert!(
         matches!(e, Error::Config(ConfigError::InvalidHostname { len: 65 })),
         "{e}"
