@@ -25,7 +25,6 @@ use crate::probe::{Layer, Report};
 use crate::rlimit::Rlimit;
 use crate::sandbox::Sandbox;
 use crate::seccomp::{CompiledProfile, Profile};
-use crate::spawn::Ready;
 
 /// What went wrong with a warm sandbox or one of its runs.
 #[non_exhaustive]
@@ -110,7 +109,6 @@ impl WarmError {
 #[derive(Clone, Debug)]
 pub struct Prepared {
     sandbox: Sandbox,
-    fs: Option<Arc<FsPlan>>,
 }
 
 impl Prepared {
@@ -130,16 +128,12 @@ impl Prepared {
         if let Net::Join(fd) = &sb.net {
             crate::ns::check_netns(fd)?;
         }
+        // Done now and kept in the sandbox's cache (shared by its clones) for every spawn.
         sb.compiled_seccomp()?;
         sb.prepared_landlock()?;
-        let fs = if sb.fs.is_empty() {
-            None
-        } else {
-            Some(Arc::new(sb.fs.prepare(sb.hostname.as_deref())?))
-        };
+        sb.prepared_fs()?;
         Ok(Prepared {
             sandbox: sb.clone(),
-            fs,
         })
     }
 
@@ -150,11 +144,7 @@ impl Prepared {
 
     /// Start `cmd` in a new instance of the sandbox (as [`Sandbox::spawn`]).
     pub fn spawn(&self, cmd: &Command) -> Result<Child> {
-        let ready = Ready {
-            fs: self.fs.as_deref(),
-            zygote: None,
-        };
-        crate::spawn::spawn_with(&self.sandbox, cmd, ready)
+        self.sandbox.spawn(cmd)
     }
 
     /// Run `cmd` to completion and collect its output (as [`Sandbox::output`]).
@@ -183,6 +173,12 @@ impl Prepared {
             }
             .into());
         }
+        if sb.join.is_some() {
+            return Err(WarmError::Unsupported {
+                what: "a sandbox that joins another (exec, pods)",
+            }
+            .into());
+        }
         if sb.seccomp.uses_notify() || options.profiles.iter().any(Profile::uses_notify) {
             return Err(WarmError::Unsupported {
                 what: "a seccomp profile with Notify rules",
@@ -199,7 +195,8 @@ impl Prepared {
             .map(|p| p.compile().map_err(Error::Profile))
             .collect::<Result<Vec<_>>>()?;
         let extra_refs: Vec<&CompiledProfile> = extra.iter().collect();
-        let reset = match (&self.fs, options.reset_tmpfs) {
+        let fs = sb.prepared_fs()?;
+        let reset = match (&fs, options.reset_tmpfs) {
             (Some(plan), true) => reset_steps(plan)?,
             _ => Vec::new(),
         };
@@ -221,11 +218,7 @@ impl Prepared {
             reset: &reset,
             filter_once,
         };
-        let ready = Ready {
-            fs: self.fs.as_deref(),
-            zygote: Some(&plan),
-        };
-        let child = crate::spawn::spawn_with(&sb, &Command::new("/ringfence-zygote"), ready)?;
+        let child = crate::spawn::spawn_zygote(&sb, &plan)?;
         drop(theirs);
         let devnull = std::fs::OpenOptions::new()
             .read(true)
@@ -235,7 +228,7 @@ impl Prepared {
         let report = child.report().clone();
         Ok(Warm {
             new_root: report.is_enforced(Layer::Filesystem),
-            fs: self.fs.clone(),
+            fs,
             report,
             child,
             sock: ours,
