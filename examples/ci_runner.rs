@@ -64,6 +64,7 @@ fn python(code: &str) -> Command {
     cmd
 }
 
+/// Run the service and the job in one pod and report how the job went.
 pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !Path::new("/usr/bin/python3").exists() {
         println!("SKIPPED: python3 is not installed, and the service and job are Python");

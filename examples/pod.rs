@@ -15,6 +15,7 @@ fn sh(script: &str) -> Command {
     cmd
 }
 
+/// Start a pod, run two members in it, end it.
 pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut pod = Pod::new().hostname("podhost").spawn()?;
     println!("pod holder: pid {}", pod.id());
