@@ -179,11 +179,16 @@ fn no_cgroup_is_left_behind() {
         let out = sb.output(&rf(&["sleep", "0"])).unwrap();
         assert!(out.success());
     }
-    // One after the other, the runs reused one cgroup: the sandbox keeps it for the next.
+    // One after the other, the runs reused one cgroup: the sandbox keeps it for the next
+    // (none on v2 before Linux 6.12, where memory.peak cannot be reset between runs).
     let kept = our_cgroups();
     let names: std::collections::BTreeSet<&str> =
         kept.iter().filter_map(|d| d.rsplit('/').next()).collect();
-    assert_eq!(names.len(), 1, "{kept:?}");
+    if ringfence::cgroup::cgroup_info().is_v2() {
+        assert!(names.len() <= 1, "{kept:?}");
+    } else {
+        assert_eq!(names.len(), 1, "{kept:?}");
+    }
     // Dropped without waiting.
     drop(sb.spawn(&rf(&["sleep", "30"])).unwrap());
     assert_eq!(our_cgroups(), kept);

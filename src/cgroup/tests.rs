@@ -645,7 +645,12 @@ fn a_reused_cgroup_carries_nothing_over() {
     for p in &seen {
         assert!(ends(*p), "process {p} of run 1 survived");
     }
-    assert_eq!(pool.idle(), 1);
+    // Kept for the next run, except on v2 where run 1's pids.peak (6.13+) or memory.peak
+    // (before 6.12) cannot be reset: then removed already.
+    let kept = pool.idle();
+    if !cgroup_info().is_v2() {
+        assert_eq!(kept, 1);
+    }
 
     // Run 2: one short process.
     let cg = pool.take(&cfg, true).expect("take again");
@@ -712,12 +717,17 @@ fn dropping_the_pool_removes_every_directory() {
     assert_ne!(dir_list(&a), dir_list(&b));
     end_run(a);
     end_run(b);
-    assert_eq!(pool.idle(), 2);
+    let reuse = pool.idle() == 2;
+    if !reuse {
+        // v2 before 6.12 with the memory controller on: memory.peak cannot be reset.
+        assert!(cgroup_info().is_v2() && pool.idle() == 0, "{}", pool.idle());
+        eprintln!("note: this kernel's cgroups are not reused (see pool.rs)");
+    }
     // Another configuration gets a cgroup of its own, not one with the wrong limits.
     let c = pool.take(&other, true).unwrap();
-    assert_eq!(pool.idle(), 2);
+    assert_eq!(pool.idle(), if reuse { 2 } else { 0 });
     end_run(c);
-    assert_eq!(pool.idle(), 3);
+    assert_eq!(pool.idle(), if reuse { 3 } else { 0 });
     // A run still going when the pool is dropped: its cgroup goes when it ends.
     let running = pool.take(&cfg, true).unwrap();
     let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
@@ -763,12 +773,15 @@ fn crash_child() {
         pool.take(&cfg, true).expect("take"),
         pool.take(&cfg, true).expect("take"),
     );
-    let mut out = std::io::stdout().lock();
-    for d in cg.dirs().iter().chain(idle.dirs().iter()) {
-        writeln!(out, "DIR {}", d.display()).unwrap();
-    }
+    let idle_dirs = dir_list(&idle);
+    // (Removed instead where this kernel's cgroups cannot be reused: see pool.rs.)
     idle.remove().expect("give back");
-    assert_eq!(pool.idle(), 1);
+    let mut out = std::io::stdout().lock();
+    for d in dir_list(&cg).iter().chain(&idle_dirs) {
+        if d.exists() {
+            writeln!(out, "DIR {}", d.display()).unwrap();
+        }
+    }
     writeln!(out, "READY").unwrap();
     out.flush().unwrap();
     sleep(Duration::from_secs(60));
@@ -825,7 +838,14 @@ fn stale_cgroups_of_a_killed_parent_are_swept() {
         .collect();
     removed.sort();
     dirs.sort();
-    assert_eq!(removed, dirs);
+    // Others may be swept along: left by another process that died here meanwhile.
+    for d in &dirs {
+        assert!(
+            removed.contains(d),
+            "{} not swept: {removed:?}",
+            d.display()
+        );
+    }
     for d in &dirs {
         assert!(!d.exists(), "{} was not swept", d.display());
     }

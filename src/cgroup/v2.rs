@@ -43,14 +43,18 @@ pub(crate) struct V2Cgroup {
 }
 
 /// `memory.peak` of `dir` opened read-write, if the kernel accepts writes to it (6.12+: a
-/// write resets the peak seen through this descriptor; older kernels refuse the open).
+/// write resets the peak seen through this descriptor). Older kernels open it (every cgroup
+/// file has the same file operations) and refuse the write (`EINVAL`): tried once here, on a
+/// cgroup that has not run anything yet.
 fn open_peak(dir: &Path) -> Option<File> {
-    OpenOptions::new()
+    let f = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(dir.join("memory.peak"))
-        .ok()
+        .ok()?;
+    f.write_at(b"reset\n", 0).ok()?;
+    Some(f)
 }
 
 /// A number read from the start of `f` (an interface file kept open).
