@@ -63,7 +63,8 @@ fn round(sandbox: &Arc<Sandbox>) -> Round {
                 let mut cmd = Command::new("/bin/cat");
                 cmd.stdin(Stdio::Piped);
                 barrier.wait();
-                let n = SANDBOXES / THREADS + usize::from(t < SANDBOXES % THREADS);
+                // Thread t spawns sandboxes t, t + THREADS, t + 2 * THREADS, ...
+                let n = (t..SANDBOXES).step_by(THREADS).count();
                 for _ in 0..n {
                     let t0 = Instant::now();
                     match sandbox.spawn(&cmd) {
