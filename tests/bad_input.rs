@@ -41,6 +41,7 @@ fn refused(sb: &Sandbox, cmd: &Command) -> Error {
     );
     // Every error explains itself.
     assert!(!err.to_string().is_empty());
+    eprintln!("BAD INPUT | {err}");
     err
 }
 
@@ -276,4 +277,107 @@ fn net_join_with_a_new_user_namespace_as_root() {
         matches!(e, Error::Config(ConfigError::Conflict { .. })),
         "{e}"
     );
+}
+
+/// Print the message a user sees (collected into docs/HARDENING.md).
+fn shown(what: &str, e: &Error) {
+    eprintln!("BAD INPUT | {what} | {e}");
+}
+
+#[test]
+fn impossible_cgroup_limits() {
+    let _g = serial();
+    let cmd = Command::new("/bin/true");
+    for (what, sb, expect) in [
+        (
+            "memory_limit(4096)",
+            Sandbox::new().memory_limit(4096),
+            "below the minimum",
+        ),
+        (
+            "cpu_quota(Cpu::percent(0))",
+            Sandbox::new().cpu_quota(ringfence::Cpu::percent(0)),
+            "quota of zero",
+        ),
+        (
+            "cpu_quota(Cpu::percent(100_000))",
+            Sandbox::new().cpu_quota(ringfence::Cpu::percent(100_000)),
+            "online",
+        ),
+        (
+            "pids_limit(0)",
+            Sandbox::new().pids_limit(0),
+            "pids limit of 0",
+        ),
+        (
+            "memory_swap(0) without memory_limit",
+            Sandbox::new().memory_swap(0),
+            "needs a memory limit",
+        ),
+        ("cpuset(\"1-0\")", Sandbox::new().cpuset("1-0"), "CPU list"),
+        ("cpuset(\"999\")", Sandbox::new().cpuset("999"), "999"),
+        (
+            "cgroup_parent(\"/proc\")",
+            Sandbox::new().cgroup_parent("/proc").pids_limit(8),
+            "not a cgroup directory",
+        ),
+    ] {
+        let e = refused(&sb, &cmd);
+        shown(what, &e);
+        assert!(matches!(e, Error::Cgroup(_)), "{what}: {e:?}");
+        assert!(e.to_string().contains(expect), "{what}: {e}");
+    }
+}
+
+#[test]
+fn malformed_seccomp_profiles() {
+    let _g = serial();
+    let cmd = Command::new("/bin/true");
+    let unknown = ringfence::Profile::default_container().deny(["no_such_syscall"]);
+    let e = refused(&Sandbox::new().seccomp(unknown), &cmd);
+    shown("a profile naming an unknown syscall", &e);
+    assert!(matches!(e, Error::Profile(_)), "{e:?}");
+    assert!(e.to_string().contains("no_such_syscall"), "{e}");
+
+    for (what, json) in [
+        ("OCI JSON that is not JSON", "{\"defaultAction\": "),
+        (
+            "OCI JSON with an unknown action",
+            r#"{"defaultAction": "SCMP_ACT_SOMETIMES", "syscalls": []}"#,
+        ),
+        (
+            "OCI JSON with an argument index above 5",
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]}"#,
+        ),
+    ] {
+        let e = ringfence::Profile::from_oci_json(json).unwrap_err();
+        eprintln!("BAD INPUT | {what} | {e}");
+        assert!(!e.to_string().is_empty());
+    }
+}
+
+#[test]
+fn builder_misuse() {
+    let _g = serial();
+    // A descriptor passed onto stdio's numbers, or twice onto one number.
+    let null = File::open("/dev/null").unwrap();
+    let mut cmd = Command::new("/bin/true");
+    let e = cmd.pass_fd_as(&null, 1).unwrap_err();
+    shown("pass_fd_as(fd, 1)", &e);
+    assert!(
+        matches!(e, Error::Config(ConfigError::InvalidPassFd { target: 1 })),
+        "{e}"
+    );
+    cmd.pass_fd_as(&null, 5).unwrap();
+    let e = cmd.pass_fd_as(&null, 5).unwrap_err();
+    assert!(
+        matches!(e, Error::Config(ConfigError::InvalidPassFd { target: 5 })),
+        "{e}"
+    );
+    // Landlock rules naming a path that does not exist.
+    let sb = Sandbox::new().landlock(ringfence::Landlock::new().read_only(["/nonexistent-ll"]));
+    let e = refused(&sb, &Command::new("/bin/true"));
+    shown("Landlock::read_only([\"/nonexistent-ll\"])", &e);
+    assert!(matches!(e, Error::Landlock(_)), "{e:?}");
+    assert!(e.to_string().contains("/nonexistent-ll"), "{e}");
 }
