@@ -568,36 +568,21 @@ fn attack(name: &str, args: &[String]) {
             // SAFETY: ptrace, kill with signal 0, pidfd_open and process_vm_readv with a
             // one-byte buffer on the stack: none changes a process.
             unsafe {
-                put(
-                    "ptrace_host",
-                    errno_of(libc::syscall(
-                        libc::SYS_ptrace,
-                        libc::PTRACE_ATTACH,
-                        host,
-                        0,
-                        0,
-                    )),
-                );
-                put(
-                    "ptrace_seize_host",
-                    errno_of(libc::syscall(
-                        libc::SYS_ptrace,
-                        libc::PTRACE_SEIZE,
-                        host,
-                        0,
-                        0,
-                    )),
-                );
-                put(
-                    "ptrace_init",
-                    errno_of(libc::syscall(
-                        libc::SYS_ptrace,
-                        libc::PTRACE_ATTACH,
-                        1,
-                        0,
-                        0,
-                    )),
-                );
+                // An attach that worked is undone at once: wait for the tracee's stop, detach.
+                let attach = |pid: libc::pid_t, req: libc::c_uint| {
+                    let r = libc::syscall(libc::SYS_ptrace, req, pid, 0, 0);
+                    if r == 0 {
+                        if req == libc::PTRACE_SEIZE {
+                            libc::syscall(libc::SYS_ptrace, libc::PTRACE_INTERRUPT, pid, 0, 0);
+                        }
+                        libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL);
+                        libc::syscall(libc::SYS_ptrace, libc::PTRACE_DETACH, pid, 0, 0);
+                    }
+                    errno_of(r)
+                };
+                put("ptrace_host", attach(host, libc::PTRACE_ATTACH));
+                put("ptrace_seize_host", attach(host, libc::PTRACE_SEIZE));
+                put("ptrace_init", attach(1, libc::PTRACE_ATTACH));
                 put("kill0_host", errno_of(libc::kill(host, 0) as libc::c_long));
                 put(
                     "pidfd_open_host",
