@@ -29,6 +29,8 @@ pub enum Stage {
     GidMap,
     /// Waiting for the parent to finish its part of the setup.
     Release,
+    /// Moving itself into its cgroup (cgroup v1: writing `0` to each hierarchy's `tasks`).
+    CgroupAttach,
     /// `prctl(PR_SET_PDEATHSIG)`.
     ParentDeathSignal,
     /// Resetting signal dispositions and the signal mask.
@@ -91,12 +93,13 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order the setup runs them.
-    pub const ALL: [Stage; 33] = [
+    pub const ALL: [Stage; 34] = [
         Stage::Clone,
         Stage::UidMap,
         Stage::SetgroupsDeny,
         Stage::GidMap,
         Stage::Release,
+        Stage::CgroupAttach,
         Stage::ParentDeathSignal,
         Stage::Signals,
         Stage::Setsid,
@@ -135,6 +138,7 @@ impl Stage {
             Stage::SetgroupsDeny => "setgroups_deny",
             Stage::GidMap => "gid_map",
             Stage::Release => "release",
+            Stage::CgroupAttach => "cgroup_attach",
             Stage::ParentDeathSignal => "parent_death_signal",
             Stage::Signals => "signals",
             Stage::Setsid => "setsid",

@@ -37,6 +37,15 @@ use crate::sandbox::Sandbox;
 pub(crate) struct Plan<'a> {
     pub die_with_parent: bool,
     pub sync_fd: RawFd,
+    /// The child's copy of the parent's end of the sync pipe, closed first thing (else a
+    /// parent that died early would leave the child waiting on a pipe it holds open itself).
+    pub sync_w_fd: RawFd,
+    /// A pidfd of the parent process, readable once it has died; -1 if there is none.
+    pub parent_fd: RawFd,
+    /// cgroup v1: each hierarchy's `tasks` file of the sandbox's cgroup, opened by the parent.
+    /// The child moves itself (`0`): a thread moving itself skips the kernel's thread-group
+    /// lock, whose first use after a quiet while waits for an RCU grace period (5-20 ms).
+    pub cgroup_tasks: &'a [RawFd],
     pub err_fd: RawFd,
     /// Write end of the pipe on which the init process reports the program's wait status;
     /// -1 without a pid namespace.
@@ -613,6 +622,11 @@ struct Prepared {
     landlock_fd: Option<OwnedFd>,
     cgroup: Option<crate::cgroup::SandboxCgroup>,
     cgroup_problem: Option<String>,
+    /// A pidfd of this process (see `Plan::parent_fd`), where pidfds are available.
+    parent_fd: Option<OwnedFd>,
+    /// See `Plan::cgroup_tasks`; the descriptors are owned by `cgroup_tasks_owned`.
+    cgroup_tasks: Vec<RawFd>,
+    cgroup_tasks_owned: Vec<OwnedFd>,
 }
 
 fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
@@ -769,6 +783,23 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         None => None,
     };
     let fs = sb.prepared_fs()?;
+    let mut cgroup_tasks_owned = Vec::new();
+    for f in cgroup
+        .as_ref()
+        .map(|c| c.self_attach_files())
+        .transpose()
+        .map_err(Error::Cgroup)?
+        .unwrap_or_default()
+    {
+        cgroup_tasks_owned.push(above(f, floor)?);
+    }
+    let cgroup_tasks = cgroup_tasks_owned.iter().map(|f| f.as_raw_fd()).collect();
+    // Per spawn (one system call), so that no descriptor stays open between spawns and a
+    // forked copy of this process never uses its parent's.
+    let parent_fd = match crate::join::pidfd_open(std::process::id() as libc::pid_t) {
+        Ok(fd) => Some(above(fd, floor)?),
+        Err(_) => None,
+    };
     Ok(Prepared {
         program,
         argv,
@@ -794,6 +825,9 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         landlock_fd,
         cgroup,
         cgroup_problem,
+        parent_fd,
+        cgroup_tasks,
+        cgroup_tasks_owned,
     })
 }
 
@@ -839,6 +873,9 @@ fn spawn_as(
         let plan = Plan {
             die_with_parent: sb.die_with_parent,
             sync_fd: prep.sync_r.as_raw_fd(),
+            sync_w_fd: prep.sync_w.as_raw_fd(),
+            parent_fd: prep.parent_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            cgroup_tasks: &prep.cgroup_tasks,
             err_fd: prep.err_w.as_raw_fd(),
             status_fd: status_w.as_ref().map_or(-1, |f| f.as_raw_fd()),
             setsid: sb.new_session,
@@ -944,8 +981,10 @@ fn spawn_as(
         landlock_fd,
         cgroup,
         cgroup_problem,
+        cgroup_tasks_owned,
         ..
     } = prep;
+    let self_attached = !cgroup_tasks_owned.is_empty();
     drop((
         err_w,
         sync_r,
@@ -953,6 +992,7 @@ fn spawn_as(
         pass_owned,
         join_net,
         landlock_fd,
+        cgroup_tasks_owned,
     ));
     let descriptions = fs.as_deref().map_or(&[][..], |f| &f.descriptions[..]);
 
@@ -984,7 +1024,7 @@ fn spawn_as(
         }
     }
     if let Some(cg) = &cgroup {
-        if !born_in_cgroup {
+        if !born_in_cgroup && !self_attached {
             if let Err(e) = cg.attach(pid) {
                 abort_child(&pidfd);
                 return Err(Error::Cgroup(e));

@@ -275,6 +275,32 @@ impl SandboxCgroup {
         }
     }
 
+    /// On v1, each hierarchy's `tasks` file, open for writing (close-on-exec): the sandbox's
+    /// first process writes `0` to each to move itself in, which spares it the thread-group
+    /// lock a move by pid takes (see `Plan::cgroup_tasks`). Empty on v2, where the process is
+    /// born inside with `CLONE_INTO_CGROUP` (or attached by pid without clone3).
+    pub(crate) fn self_attach_files(&self) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+        match &self.inner {
+            Inner::V2(_) => Ok(Vec::new()),
+            Inner::V1(c) => c
+                .dirs()
+                .iter()
+                .map(|d| {
+                    let path = d.join("tasks");
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map(std::os::fd::OwnedFd::from)
+                        .map_err(|source| CgroupError::Write {
+                            path,
+                            value: "0".into(),
+                            source,
+                        })
+                })
+                .collect(),
+        }
+    }
+
     /// Move process `pid` (and, since it has none yet, everything it will start) into the
     /// cgroup: on v1 into every hierarchy's `cgroup.procs`, to be done before the child is
     /// released. On v2 writes `cgroup.procs` too, for when `clone3` was not available; a

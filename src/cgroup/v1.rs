@@ -213,11 +213,17 @@ impl V1Cgroup {
     pub(crate) fn kill(&self) -> Result<(), CgroupError> {
         let deadline = Instant::now() + KILL_TIMEOUT;
         let dirs: Vec<&Path> = self.dirs.iter().map(PathBuf::as_path).collect();
-        let freezer = self.dir_of("freezer");
+        let mut attempt = 0u32;
         loop {
             if self.all_procs()?.is_empty() {
                 return Ok(());
             }
+            // The first rounds kill without freezing: a frozen cgroup whose killer dies (the
+            // parent killed right then) stays frozen, and a frozen task does not even die of its
+            // death signal, until the next start's sweep thaws it. Only processes that keep
+            // forking faster than they are killed need the freezer.
+            attempt += 1;
+            let freezer = self.dir_of("freezer").filter(|_| attempt > 3);
             // Frozen, nothing in the cgroup can fork or exit, so the list read next is
             // complete and its pids cannot be reused before they get the signal.
             if let Some(fz) = freezer {
@@ -239,7 +245,8 @@ impl V1Cgroup {
                 fs::write(fz, "freezer.state", "THAWED")?;
             }
             pids?;
-            let round = (Instant::now() + Duration::from_millis(100)).min(deadline);
+            let wait = if attempt > 3 { 100 } else { 10 };
+            let round = (Instant::now() + Duration::from_millis(wait)).min(deadline);
             match wait_empty(&dirs, round) {
                 Ok(()) => return Ok(()),
                 Err(e) if Instant::now() >= deadline => return Err(e),

@@ -108,7 +108,16 @@ fn setup(p: &Plan) -> Step<Infallible> {
     }
     // The parent writes our id maps, then releases us. If it died before we set the death
     // signal, its end of the pipe is closed: then we stop here.
-    wait_release(p.sync_fd).at(Stage::Release)?;
+    wait_release(p).at(Stage::Release)?;
+    for &fd in p.cgroup_tasks {
+        // SAFETY: writes one byte from a static string; the descriptor is the parent's
+        // `tasks` file. "0" is this thread, the only one of this process.
+        if unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) } != 1 {
+            return Err((Stage::CgroupAttach, Errno::last(), 0));
+        }
+        // SAFETY: our copy is no longer needed.
+        unsafe { libc::close(fd) };
+    }
 
     if p.setsid {
         // SAFETY: setsid has no arguments.
@@ -387,7 +396,43 @@ fn rt_sigaction(
     cvt_long(rc).map(drop)
 }
 
-fn wait_release(fd: libc::c_int) -> Result<(), Errno> {
+fn wait_release(p: &Plan) -> Result<(), Errno> {
+    let fd = p.sync_fd;
+    // Our copy of the parent's end: while we hold it, the pipe never hangs up.
+    // SAFETY: closes a descriptor of this process.
+    unsafe { libc::close(p.sync_w_fd) };
+    if p.parent_fd >= 0 {
+        // Another spawn's child may hold a copy of the parent's end too (it was cloned while
+        // our pipe was open): the parent's pidfd tells its death whatever others hold.
+        let mut fds = [
+            libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: p.parent_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        loop {
+            // SAFETY: two pollfds on this stack.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if rc < 0 && Errno::last() == Errno::EINTR {
+                continue;
+            }
+            if rc < 0 {
+                return Err(Errno::last());
+            }
+            if fds[1].revents != 0 && fds[0].revents & libc::POLLIN == 0 {
+                return Err(Errno::EPIPE);
+            }
+            if fds[0].revents != 0 {
+                break;
+            }
+        }
+    }
     let mut b = [0u8; 1];
     loop {
         // SAFETY: reads one byte into this stack buffer.
