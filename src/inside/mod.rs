@@ -94,17 +94,7 @@ fn setup(p: &Plan) -> Step<Infallible> {
     // handler of the parent can ever run here, and that we die with the parent.
     reset_signal_handlers().at(Stage::Signals)?;
     if p.die_with_parent {
-        // SAFETY: plain prctl with integer arguments.
-        cvt(unsafe {
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            )
-        })
-        .at(Stage::ParentDeathSignal)?;
+        die_with_parent().at(Stage::ParentDeathSignal)?;
     }
     // The parent writes our id maps, then releases us. If it died before we set the death
     // signal, its end of the pipe is closed: then we stop here.
@@ -178,24 +168,45 @@ fn setup(p: &Plan) -> Step<Infallible> {
     }
     if p.init {
         init::install_forwarding().at(Stage::InitSignals)?;
-        // SAFETY: fork-like clone; the child continues with async-signal-safe code only.
-        let pid = cvt_long(unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                libc::SIGCHLD as libc::c_ulong,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
-            )
-        })
-        .at(Stage::InitFork)?;
+        let pid = fork().at(Stage::InitFork)?;
         if pid != 0 {
-            init::run(p, pid as libc::pid_t);
+            init::run(p, pid);
         }
         init::uninstall_forwarding().at(Stage::Signals)?;
     }
     payload(p)
+}
+
+/// A fork-like `clone` (the raw system call: glibc's `fork` runs atfork handlers). Returns the
+/// child's pid in the parent and 0 in the child, which goes on with async-signal-safe code only.
+fn fork() -> Result<libc::pid_t, Errno> {
+    // SAFETY: clone with SIGCHLD and no stack: a copy of this process, like fork.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    })
+    .map(|pid| pid as libc::pid_t)
+}
+
+/// `PR_SET_PDEATHSIG(SIGKILL)`: killed when the parent thread ends.
+fn die_with_parent() -> Result<(), Errno> {
+    // SAFETY: plain prctl with integer arguments.
+    cvt(unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })
+    .map(drop)
 }
 
 /// Enter a joined (or newly unshared) pid namespace, which only applies to children: fork.
@@ -206,37 +217,16 @@ fn relay_fork(p: &Plan) -> Step {
     // SAFETY: pipe2 fills the array on this stack.
     cvt(unsafe { libc::pipe2(alive.as_mut_ptr(), libc::O_CLOEXEC) }).at(Stage::RelayFork)?;
     init::install_forwarding().at(Stage::InitSignals)?;
-    // SAFETY: fork-like clone; the child continues with async-signal-safe code only.
-    let pid = cvt_long(unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    })
-    .at(Stage::RelayFork)?;
+    let pid = fork().at(Stage::RelayFork)?;
     if pid != 0 {
         // The write end stays open as long as the relay lives.
-        init::relay(p, pid as libc::pid_t, alive[1]);
+        init::relay(p, pid, alive[1]);
     }
     // SAFETY: closes our copy of the write end; then plain prctl with integer arguments.
     unsafe { libc::close(alive[1]) };
     init::uninstall_forwarding().at(Stage::Signals)?;
     if p.die_with_parent {
-        // SAFETY: plain prctl with integer arguments.
-        cvt(unsafe {
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            )
-        })
-        .at(Stage::ParentDeathSignal)?;
+        die_with_parent().at(Stage::ParentDeathSignal)?;
     }
     // If the relay died before the death signal was set, the pipe is already closed.
     let mut pfd = libc::pollfd {

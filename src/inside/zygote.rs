@@ -659,17 +659,8 @@ extern "C" fn run_main(arg: *mut c_void) -> libc::c_int {
 fn setup_run(c: &RunCtx) -> Step<Infallible> {
     let p = c.p;
     if p.die_with_parent {
-        // SAFETY: plain prctl. Dies with the zygote.
-        cvt(unsafe {
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            )
-        })
-        .at(Stage::ParentDeathSignal)?;
+        // Dies with the zygote.
+        super::die_with_parent().at(Stage::ParentDeathSignal)?;
     }
     // A process group of its own, which the zygote kills after the run.
     // SAFETY: setsid / setpgid with integer arguments.
