@@ -29,6 +29,8 @@ pub mod fs;
 pub mod failure;
 #[path = "../../cli/src/json.rs"]
 pub mod json;
+#[path = "../../cli/src/named.rs"]
+pub mod named;
 #[path = "../../cli/src/parse.rs"]
 pub mod parse;
 #[path = "../../cli/src/profile.rs"]
