@@ -45,7 +45,12 @@ attack! {
         let inspect = common::inspect();
         let exe = std::env::current_exe().unwrap();
         let before = (fingerprint(&inspect), fingerprint(&exe));
-        let r = run("exe", &["/rf-inspect", "/usr/bin/true", "/etc/passwd"]);
+        // A host binary: wherever this host keeps `true` (not merged-/usr hosts have /bin).
+        let host_bin = ["/usr/bin/true", "/bin/true"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("a true(1) binary on the host");
+        let r = run("exe", &["/rf-inspect", host_bin, "/etc/passwd"]);
         // A running binary (ETXTBSY), on a read-only bind (EROFS); as non-root, the file's
         // mode may say no first.
         r.refused_any("self_exe_write", &[libc::ETXTBSY, EROFS, EACCES]);
