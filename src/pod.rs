@@ -16,7 +16,6 @@ use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use crate::cgroup::{CgroupConfig, CgroupUsage, Cpu, SandboxCgroup};
 use crate::child::Child;
@@ -278,16 +277,14 @@ impl RunningPod {
         for m in &members {
             let _ = crate::spawn::pidfd_kill(m, libc::SIGKILL);
         }
-        let dirs: Vec<PathBuf> = self
-            .cgroup
-            .as_ref()
-            .map(|c| c.dirs().into_iter().map(Path::to_path_buf).collect())
-            .unwrap_or_default();
-        kill_tree(&dirs);
+        // The pod's cgroup tree holds every member's cgroup: killing it reaches members
+        // started by other processes too (`PodRef`), and removing it removes theirs.
+        if let Some(cg) = &self.cgroup {
+            cg.kill().map_err(Error::Cgroup)?;
+        }
         self.holder.kill()?;
         self.holder.wait()?;
         if let Some(cg) = self.cgroup.take() {
-            remove_children(&dirs);
             cg.remove().map_err(Error::Cgroup)?;
         }
         Ok(())
@@ -322,64 +319,5 @@ impl Sandbox {
             }),
         };
         self.with_pod_spec(spec)
-    }
-}
-
-/// Every directory below `dir`, deepest first.
-fn subdirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            subdirs(&e.path(), out);
-            out.push(e.path());
-        }
-    }
-}
-
-/// Kill every process in the cgroup trees at `dirs` (a pod's cgroup and its members'), until
-/// none is left (at most a few seconds). On cgroup v2, `cgroup.kill` does it in one write.
-fn kill_tree(dirs: &[PathBuf]) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut all = Vec::new();
-        for d in dirs {
-            all.push(d.clone());
-            subdirs(d, &mut all);
-        }
-        let mut found = false;
-        for d in &all {
-            if d.join("cgroup.kill").exists() {
-                let _ = std::fs::write(d.join("cgroup.kill"), "1");
-            }
-            let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) else {
-                continue;
-            };
-            for pid in procs
-                .lines()
-                .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
-            {
-                found = true;
-                // SAFETY: kill of a process in the pod's own cgroup tree (its members).
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-        if !found || Instant::now() >= deadline {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Remove the (now empty) member cgroups below each of `dirs`, deepest first, so that the
-/// pod's own can go. A member whose handle is still alive finds its cgroup already gone.
-fn remove_children(dirs: &[PathBuf]) {
-    for d in dirs {
-        let mut below = Vec::new();
-        subdirs(d, &mut below);
-        for b in below {
-            let _ = std::fs::remove_dir(&b);
-        }
     }
 }
