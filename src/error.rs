@@ -29,7 +29,8 @@ pub enum Stage {
     GidMap,
     /// Waiting for the parent to finish its part of the setup.
     Release,
-    /// Moving itself into its cgroup (cgroup v1: writing `0` to each hierarchy's `tasks`).
+    /// Moving itself into its cgroup (writing `0` to each cgroup v1 hierarchy's `tasks`), or
+    /// into the cgroup of the running sandbox it joins.
     CgroupAttach,
     /// `prctl(PR_SET_PDEATHSIG)`.
     ParentDeathSignal,

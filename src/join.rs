@@ -250,12 +250,3 @@ fn sandbox_cgroup_dirs(proc_dir: &Path) -> Vec<PathBuf> {
     }
     dirs
 }
-
-/// Attach `pid` to every directory in `dirs` (cgroup v1: one per hierarchy; v2: one).
-pub(crate) fn attach_cgroups(dirs: &[PathBuf], pid: libc::pid_t) -> Result<(), Error> {
-    for d in dirs {
-        std::fs::write(d.join("cgroup.procs"), pid.to_string())
-            .map_err(|e| Error::io("move the joining process into the sandbox's cgroup", e))?;
-    }
-    Ok(())
-}

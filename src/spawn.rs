@@ -42,9 +42,10 @@ pub(crate) struct Plan<'a> {
     pub sync_w_fd: RawFd,
     /// A pidfd of the parent process, readable once it has died; -1 if there is none.
     pub parent_fd: RawFd,
-    /// cgroup v1: each hierarchy's `tasks` file of the sandbox's cgroup, opened by the parent.
-    /// The child moves itself (`0`): a thread moving itself skips the kernel's thread-group
-    /// lock, whose first use after a quiet while waits for an RCU grace period (5-20 ms).
+    /// Cgroup files opened by the parent, to each of which the child writes `0` (itself)
+    /// before anything else: on v1 each hierarchy's `tasks` file of its cgroup (a thread
+    /// moving itself skips the kernel's thread-group lock, whose first use after a quiet while
+    /// waits for an RCU grace period: 5-20 ms), or the files of a joined sandbox's cgroup.
     pub cgroup_tasks: &'a [RawFd],
     pub err_fd: RawFd,
     /// Write end of the pipe on which the init process reports the program's wait status;
@@ -122,6 +123,7 @@ impl CStringArray {
 }
 
 /// What the parent decided about namespaces for one spawn.
+#[derive(Default)]
 struct Decision {
     flags: u64,
     /// Namespaces entered through the joined process's pidfd.
@@ -174,21 +176,7 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
         (None, false) => None,
     };
 
-    let mut d = Decision {
-        flags: 0,
-        join_flags: 0,
-        unshare_flags: 0,
-        relay: false,
-        user_maps: None,
-        setgroups_deny: false,
-        report: Report::default(),
-        hostname: false,
-        lo_up: false,
-        time_ns: false,
-        pid_ns: false,
-        mount_ns: false,
-        fs: false,
-    };
+    let mut d = Decision::default();
 
     if let Some(p) = problem {
         // Without a user namespace, a caller without privileges gets no namespace at all.
@@ -289,19 +277,9 @@ fn decide_join(sb: &Sandbox, spec: &crate::join::JoinSpec) -> Result<Decision> {
     let conflict =
         |what: &'static str| -> Result<Decision> { Err(ConfigError::Conflict { what }.into()) };
     let mut d = Decision {
-        flags: 0,
         join_flags: spec.flags,
-        unshare_flags: 0,
-        relay: false,
-        user_maps: None,
         setgroups_deny: !spec.setgroups_allowed,
-        report: Report::default(),
-        hostname: false,
-        lo_up: false,
-        time_ns: false,
-        pid_ns: false,
-        mount_ns: false,
-        fs: false,
+        ..Decision::default()
     };
     if sb.user_ns.is_some() {
         return conflict(
@@ -337,28 +315,25 @@ fn decide_join(sb: &Sandbox, spec: &crate::join::JoinSpec) -> Result<Decision> {
                     "a pod member uses the pod's network, IPC and UTS namespaces: set .net(..) and .hostname(..) on the pod, not after .pod(..)",
                 );
             }
-            if requested(Namespace::Mount) {
-                d.mount_ns = true;
-                d.unshare_flags |= Namespace::Mount.clone_flag() as libc::c_int;
-                d.report
-                    .push(Layer::Namespace(Namespace::Mount), Enforcement::Enforced);
+            // The member's own namespaces, inside the pod's user namespace. Time is entered as
+            // usual (unshare + setns after writing the offsets); a pid namespace the pod
+            // shares is the pod's.
+            let own = [
+                Namespace::Mount,
+                Namespace::Cgroup,
+                Namespace::Pid,
+                Namespace::Time,
+            ];
+            for ns in own.into_iter().filter(|ns| requested(*ns)) {
+                match ns {
+                    Namespace::Pid if pod.pid_ns => continue,
+                    Namespace::Time => d.time_ns = true,
+                    _ => d.unshare_flags |= ns.clone_flag() as libc::c_int,
+                }
+                d.report.push(Layer::Namespace(ns), Enforcement::Enforced);
             }
-            if requested(Namespace::Cgroup) {
-                d.unshare_flags |= Namespace::Cgroup.clone_flag() as libc::c_int;
-                d.report
-                    .push(Layer::Namespace(Namespace::Cgroup), Enforcement::Enforced);
-            }
-            if requested(Namespace::Pid) && !pod.pid_ns {
-                d.pid_ns = true;
-                d.unshare_flags |= Namespace::Pid.clone_flag() as libc::c_int;
-                d.report
-                    .push(Layer::Namespace(Namespace::Pid), Enforcement::Enforced);
-            }
-            if requested(Namespace::Time) {
-                d.time_ns = true;
-                d.report
-                    .push(Layer::Namespace(Namespace::Time), Enforcement::Enforced);
-            }
+            d.mount_ns = requested(Namespace::Mount);
+            d.pid_ns = requested(Namespace::Pid) && !pod.pid_ns;
         }
     }
     for ns in &spec.entered {
@@ -783,14 +758,29 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         None => None,
     };
     let fs = sb.prepared_fs()?;
-    let mut cgroup_tasks_owned = Vec::new();
-    for f in cgroup
+    // The cgroup files the child moves itself with: its own cgroup's (v1), or those of the
+    // running sandbox it joins (`tasks` on v1, `cgroup.procs` on v2).
+    let mut attach_files = cgroup
         .as_ref()
         .map(|c| c.self_attach_files())
         .transpose()
         .map_err(Error::Cgroup)?
-        .unwrap_or_default()
-    {
+        .unwrap_or_default();
+    for dir in joined.map_or(&[][..], |j| &j.cgroup[..]) {
+        let tasks = dir.join("tasks");
+        let path = if tasks.exists() {
+            tasks
+        } else {
+            dir.join("cgroup.procs")
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open the running sandbox's cgroup", e))?;
+        attach_files.push(file.into());
+    }
+    let mut cgroup_tasks_owned = Vec::with_capacity(attach_files.len());
+    for f in attach_files {
         cgroup_tasks_owned.push(above(f, floor)?);
     }
     let cgroup_tasks = cgroup_tasks_owned.iter().map(|f| f.as_raw_fd()).collect();
@@ -1015,14 +1005,8 @@ fn spawn_as(
         }
     }
 
-    // Into the joined sandbox's cgroup, or into our own, before anything of the program runs
-    // (v1; v2 without clone3).
-    if let Some(spec) = join_spec(sb) {
-        if let Err(e) = crate::join::attach_cgroups(&spec.cgroup, pid) {
-            abort_child(&pidfd);
-            return Err(e);
-        }
-    }
+    // Into our own cgroup before anything of the program runs (v2 without clone3; on v1, and
+    // into a joined sandbox's cgroup, the child moves itself).
     if let Some(cg) = &cgroup {
         if !born_in_cgroup && !self_attached {
             if let Err(e) = cg.attach(pid) {

@@ -100,8 +100,8 @@ fn setup(p: &Plan) -> Step<Infallible> {
     // signal, its end of the pipe is closed: then we stop here.
     wait_release(p).at(Stage::Release)?;
     for &fd in p.cgroup_tasks {
-        // SAFETY: writes one byte from a static string; the descriptor is the parent's
-        // `tasks` file. "0" is this thread, the only one of this process.
+        // SAFETY: writes one byte from a static string to a cgroup file the parent opened.
+        // "0" is this process (this thread, its only one, for a v1 `tasks` file).
         if unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) } != 1 {
             return Err((Stage::CgroupAttach, Errno::last(), 0));
         }
