@@ -209,10 +209,17 @@ impl Record {
 
     /// Add the sandbox's first process to the record.
     pub fn set_pid(&self, pid: u32) -> Result<(), Failure> {
+        self.update(|rec| {
+            rec["pid"] = json!(pid);
+            rec["pid_start"] = json!(start_time(pid));
+        })
+    }
+
+    /// Change the record (atomically replaced, so a reader never sees half of it).
+    fn update(&self, change: impl FnOnce(&mut Value)) -> Result<(), Failure> {
         let text = std::fs::read_to_string(&self.0)?;
         let mut rec: Value = serde_json::from_str(&text)?;
-        rec["pid"] = json!(pid);
-        rec["pid_start"] = json!(start_time(pid));
+        change(&mut rec);
         let tmp = self.0.with_extension("tmp");
         std::fs::write(&tmp, format!("{rec}\n"))?;
         std::fs::rename(&tmp, &self.0)?;
@@ -267,25 +274,20 @@ pub fn detach(work: impl FnOnce(&mut dyn FnMut(&str)) -> Result<i32, Failure>) -
                     }
                 }
             }
-            let mut started = |line: &str| {
-                let _ = report.write_all(format!("ok {line}\n").as_bytes());
-                // Closing tells the foreground process to go.
-                let _ = report.flush();
+            let result = {
+                let mut started = |line: &str| {
+                    // The first line tells the foreground process to go.
+                    let _ = report.write_all(format!("ok {line}\n").as_bytes());
+                };
+                work(&mut started)
             };
-            let code = match work(&mut started) {
+            let code = match result {
                 Ok(code) => code,
                 Err(f) => {
-                    let code = f.exit_code();
                     // A failure before the start reaches the foreground; after, nobody is
                     // listening any more.
-                    let _ = std::fs::File::from(
-                        report.try_clone().map(OwnedFd::from).unwrap_or_else(|_| {
-                            // SAFETY: -1 is never used: the clone above only fails on EMFILE.
-                            unsafe { OwnedFd::from_raw_fd(libc::dup(2)) }
-                        }),
-                    )
-                    .write_all(format!("error {f}\n").as_bytes());
-                    code
+                    let _ = report.write_all(format!("error {f}\n").as_bytes());
+                    f.exit_code()
                 }
             };
             std::process::exit(code)
@@ -690,15 +692,11 @@ fn pod_create(a: &PodCreateArgs) -> i32 {
         };
         let mut running = pod.spawn()?;
         let r = running.pod_ref();
-        let text = std::fs::read_to_string(&record.0)?;
-        let mut rec: Value = serde_json::from_str(&text)?;
-        rec["pid"] = json!(r.holder);
-        rec["pid_start"] = json!(start_time(r.holder));
-        rec["cgroup"] = json!(r.cgroup);
-        rec["share_pid"] = json!(r.pid_ns);
-        let tmp = record.0.with_extension("tmp");
-        std::fs::write(&tmp, format!("{rec}\n"))?;
-        std::fs::rename(&tmp, &record.0)?;
+        record.set_pid(r.holder)?;
+        record.update(|rec| {
+            rec["cgroup"] = json!(r.cgroup);
+            rec["share_pid"] = json!(r.pid_ns);
+        })?;
         started(&name);
         // Until told to end, or until the holder is gone.
         let timeout = libc::timespec {
