@@ -69,9 +69,7 @@ pub(crate) struct PodLink {
 #[derive(Debug)]
 pub(crate) struct JoinSpec {
     pub pidfd: OwnedFd,
-    /// `CLONE_NEW*` flags of the namespaces to enter.
-    pub flags: libc::c_int,
-    /// The namespaces entered, for the report.
+    /// The namespaces to enter (those the target does not share with the caller).
     pub entered: Vec<Namespace>,
     /// Whether `setgroups(2)` is allowed in the target's user namespace.
     pub setgroups_allowed: bool,
@@ -84,7 +82,14 @@ pub(crate) struct JoinSpec {
 impl JoinSpec {
     /// Whether the target's namespace of this kind is entered.
     pub fn enters(&self, ns: Namespace) -> bool {
-        self.flags & ns.clone_flag() as libc::c_int != 0
+        self.entered.contains(&ns)
+    }
+
+    /// The `CLONE_NEW*` flags for `setns(pidfd, flags)`.
+    pub fn flags(&self) -> libc::c_int {
+        self.entered
+            .iter()
+            .fold(0, |f, ns| f | ns.clone_flag() as libc::c_int)
     }
 }
 
@@ -162,7 +167,6 @@ pub(crate) fn open(
         ));
     }
     let own = Path::new("/proc/self");
-    let mut flags = 0;
     let mut entered = Vec::new();
     for (ns, name) in KINDS {
         if !which.contains(&ns) {
@@ -179,11 +183,10 @@ pub(crate) fn open(
             return Err(ended());
         };
         if Some(theirs) != ours {
-            flags |= ns.clone_flag() as libc::c_int;
             entered.push(ns);
         }
     }
-    if flags == 0 {
+    if entered.is_empty() {
         return Err(problem(
             "it shares every namespace with this process: it is not a sandbox".into(),
             "give the pid of a sandbox's first process (ringfence ps lists them)",
@@ -200,7 +203,6 @@ pub(crate) fn open(
     }
     Ok(JoinSpec {
         pidfd,
-        flags,
         entered,
         setgroups_allowed,
         cgroup,

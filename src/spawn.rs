@@ -277,7 +277,7 @@ fn decide_join(sb: &Sandbox, spec: &crate::join::JoinSpec) -> Result<Decision> {
     let conflict =
         |what: &'static str| -> Result<Decision> { Err(ConfigError::Conflict { what }.into()) };
     let mut d = Decision {
-        join_flags: spec.flags,
+        join_flags: spec.flags(),
         setgroups_deny: !spec.setgroups_allowed,
         ..Decision::default()
     };
