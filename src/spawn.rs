@@ -6,9 +6,10 @@
 //!  parent                                   sandboxed process (src/inside, no allocation)
 //!  ──────                                   ─────────────────────────────────────────────
 //!  decide namespaces, build Plan
-//!  block signals, clone3(CLONE_PIDFD|NEW*) ─► PDEATHSIG, reset signal handlers
-//!  write uid_map / setgroups / gid_map         wait for release ◄──── sync pipe
-//!  release ────────────────────────────────►   setsid, setns, time ns, hostname, lo up
+//!  block signals, clone3(CLONE_PIDFD|NEW*) ─► PDEATHSIG
+//!  write uid_map / setgroups / gid_map  ◄────  "armed" (error pipe), reset signal handlers,
+//!                                              wait for release ◄──── sync pipe
+//!  release (once armed) ───────────────────►   setsid, setns, time ns, hostname, lo up
 //!                                              [pid ns: fork payload, stay as init]
 //!                                              stdio, fds, rlimits, ids, caps, cwd, NNP,
 //!                                              close fds, execve
@@ -1016,11 +1017,19 @@ fn spawn_as(
         }
     }
 
-    // Release the child, then wait until it has executed the program (or failed).
+    // Release the child — with a death signal, once it says the signal is armed (see
+    // `inside::setup`) — then wait until it has executed the program (or failed).
     let mut sync_w = std::fs::File::from(sync_w);
-    if let Err(e) = sync_w.write_all(&[1]) {
-        abort_child(&pidfd);
-        return Err(Error::io("release the sandboxed process", e));
+    let mut release = || {
+        sync_w
+            .write_all(&[1])
+            .map_err(|e| Error::io("release the sandboxed process", e))
+    };
+    if !sb.die_with_parent {
+        if let Err(e) = release() {
+            abort_child(&pidfd);
+            return Err(e);
+        }
     }
     let mut supervisor = None;
     let mut take_listener = |number: i32| -> Result<()> {
@@ -1036,7 +1045,7 @@ fn spawn_as(
         supervisor = Some(crate::supervise::Supervisor::start(listener, mode, arch));
         Ok(())
     };
-    if let Err(e) = read_error_pipe(err_r, descriptions, &mut take_listener) {
+    if let Err(e) = read_error_pipe(err_r, descriptions, &mut release, &mut take_listener) {
         abort_child(&pidfd);
         return Err(e);
     }
@@ -1108,15 +1117,21 @@ fn push_hygiene(sb: &Sandbox, report: &mut Report) {
     }
 }
 
-/// Read the error pipe until EOF (the program was executed) or a failure record.
-/// `steps` names the filesystem steps, for failures of [`Stage::Mount`].
 /// A record with this stage is no failure: its detail is the descriptor number the seccomp
 /// listener will get in the sandboxed process (see `supervise.rs`).
 pub(crate) const LISTENER_RECORD: u32 = u32::MAX;
 
+/// A record with this stage is no failure: the sandboxed process has set its death signal and
+/// waits to be released.
+pub(crate) const ARMED_RECORD: u32 = u32::MAX - 1;
+
+/// Read the error pipe until EOF (the program was executed) or a failure record.
+/// `steps` names the filesystem steps, for failures of [`Stage::Mount`]; `on_armed` and
+/// `on_listener` take the records that are no failure.
 fn read_error_pipe(
     err_r: OwnedFd,
     steps: &[String],
+    on_armed: &mut dyn FnMut() -> Result<()>,
     on_listener: &mut dyn FnMut(i32) -> Result<()>,
 ) -> Result<()> {
     let mut buf = [0u8; ERR_MSG_LEN];
@@ -1132,8 +1147,12 @@ fn read_error_pipe(
                     let stage = u32::from_ne_bytes(word(0));
                     let errno = Errno::from_raw(i32::from_ne_bytes(word(4)));
                     let detail = u32::from_ne_bytes(word(8));
-                    if stage == LISTENER_RECORD {
-                        on_listener(detail as i32)?;
+                    if stage == LISTENER_RECORD || stage == ARMED_RECORD {
+                        if stage == ARMED_RECORD {
+                            on_armed()?;
+                        } else {
+                            on_listener(detail as i32)?;
+                        }
                         got = 0;
                         continue;
                     }

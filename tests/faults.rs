@@ -110,9 +110,8 @@ fresh_process_test! {
     /// killed and reaped. This process is a subreaper, so an orphan would become its child:
     /// none may survive. The cgroups the killed parents left are swept at the next start.
     ///
-    /// Ignored while it still finds a rare survivor (about one run in ten): an init waiting in
-    /// `sigtimedwait` after its parent was killed, with no program under it (docs/HARDENING.md).
-    #[ignore = "finds a rare bug: an init that outlives its killed parent (docs/HARDENING.md)"]
+    /// It found a parent killed right after releasing its child, before the child armed its
+    /// death signal (docs/HARDENING.md, fixed finding 3).
     fn the_parent_killed_at_any_point_leaves_nothing() {
         if std::env::var(ROLE).as_deref() == Ok("spawner") {
             return spawner();
@@ -130,7 +129,6 @@ fresh_process_test! {
                     "the_parent_killed_at_any_point_leaves_nothing",
                     "--nocapture",
                     "--test-threads=1",
-                    "--include-ignored",
                 ])
                 .env(ROLE, "spawner")
                 .stdout(std::process::Stdio::piped())
@@ -204,6 +202,11 @@ fn describe(pid: i32) -> String {
         "SigCgt",
         "NoNewPrivs",
         "Seccomp",
+        "SigPnd",
+        "ShdPnd",
+        "Uid",
+        "CapEff",
+        "Threads",
     ];
     let lines: Vec<&str> = status
         .lines()
@@ -232,10 +235,14 @@ fn describe(pid: i32) -> String {
         .collect();
     fds.sort();
     format!(
-        "{pid}: exe {:?}, wchan {:?}, {}; fds {}",
+        "{pid}: exe {:?}, wchan {:?}, {}; cgroup {:?}; stat {:?}; fds {}",
         std::fs::read_link(format!("/proc/{pid}/exe")).ok(),
         std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default(),
         lines.join("; "),
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default()
+            + &std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default(),
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default(),
         fds.join(", ")
     )
 }

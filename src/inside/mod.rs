@@ -75,29 +75,43 @@ pub(crate) fn run(p: &Plan) -> ! {
 
 /// Report `(stage, errno, detail)` on the error pipe and exit with 127.
 fn fail(err_fd: libc::c_int, stage: Stage, errno: Errno, detail: u32) -> ! {
-    let s = (stage as u32).to_ne_bytes();
-    let e = (errno as i32).to_ne_bytes();
+    record(err_fd, stage as u32, errno as i32, detail);
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(127) }
+}
+
+/// Write one record `(stage word, errno, detail)` to the error pipe: a failure, or one of the
+/// records that are none (`spawn::ARMED_RECORD`, `spawn::LISTENER_RECORD`).
+fn record(err_fd: libc::c_int, stage: u32, errno: i32, detail: u32) {
+    let s = stage.to_ne_bytes();
+    let e = errno.to_ne_bytes();
     let d = detail.to_ne_bytes();
     let msg: [u8; ERR_MSG_LEN] = [
         s[0], s[1], s[2], s[3], e[0], e[1], e[2], e[3], d[0], d[1], d[2], d[3],
     ];
-    // SAFETY: write and _exit are async-signal-safe; `msg` lives on this stack. 12 bytes are
-    // below PIPE_BUF, so the write is atomic.
-    unsafe {
-        libc::write(err_fd, msg.as_ptr().cast(), msg.len());
-        libc::_exit(127)
-    }
+    // SAFETY: write is async-signal-safe; `msg` lives on this stack. 12 bytes are below
+    // PIPE_BUF, so the write is atomic.
+    unsafe { libc::write(err_fd, msg.as_ptr().cast(), msg.len()) };
 }
 
 fn setup(p: &Plan) -> Step<Infallible> {
-    // Every signal is blocked (the parent blocked them around the clone). First make sure no
-    // handler of the parent can ever run here, and that we die with the parent.
-    reset_signal_handlers().at(Stage::Signals)?;
+    // Every signal is blocked (the parent blocked them around the clone): no handler of the
+    // parent can run here. First make sure we die with the parent, then that no handler of
+    // the parent ever runs.
     if p.die_with_parent {
         die_with_parent().at(Stage::ParentDeathSignal)?;
+        // The parent releases us only once it has read this. The death signal is sent by the
+        // exit of the thread that cloned us, to the children it has *then*: a thread that
+        // read this record and dies later kills us. One that died before our `prctl` has sent
+        // nothing, and it never releases us (see `wait_release`). Checking for its death
+        // afterwards would not do: its process's descriptors, and the pidfd's readiness, can
+        // outlive the thread's reparenting of its children while other threads of the process
+        // still exit.
+        record(p.err_fd, crate::spawn::ARMED_RECORD, 0, 0);
     }
-    // The parent writes our id maps, then releases us. If it died before we set the death
-    // signal, its end of the pipe is closed: then we stop here.
+    reset_signal_handlers().at(Stage::Signals)?;
+    // The parent writes our id maps, then releases us. If it dies first, its end of the pipe
+    // is closed (and its pidfd readable): then we stop here.
     wait_release(p).at(Stage::Release)?;
     for &fd in p.cgroup_tasks {
         // SAFETY: writes one byte from a static string to a cgroup file the parent opened.
@@ -281,17 +295,11 @@ fn payload(p: &Plan) -> Step<Infallible> {
         if p.seccomp_notify {
             // The kernel gives the listener the lowest free descriptor: tell the parent which
             // one, before the filter is installed (afterwards every call may be notified).
-            // SAFETY: F_DUPFD of an open descriptor, closed again at once; then a write of 12
-            // bytes from this stack.
-            unsafe {
-                let n = cvt(libc::fcntl(p.err_fd, libc::F_DUPFD, 0)).at(Stage::Seccomp)?;
-                libc::close(n);
-                let s = crate::spawn::LISTENER_RECORD.to_ne_bytes();
-                let d = (n as u32).to_ne_bytes();
-                let msg: [u8; ERR_MSG_LEN] =
-                    [s[0], s[1], s[2], s[3], 0, 0, 0, 0, d[0], d[1], d[2], d[3]];
-                libc::write(p.err_fd, msg.as_ptr().cast(), msg.len());
-            }
+            // SAFETY: F_DUPFD of an open descriptor, closed again at once.
+            let n = cvt(unsafe { libc::fcntl(p.err_fd, libc::F_DUPFD, 0) }).at(Stage::Seccomp)?;
+            // SAFETY: closes the copy made above.
+            unsafe { libc::close(n) };
+            record(p.err_fd, crate::spawn::LISTENER_RECORD, 0, n as u32);
         }
         // Last before execve, so that the filters need to allow nothing of the setup
         // (bubblewrap: "should be the last thing before execve").
@@ -434,18 +442,8 @@ fn wait_release(p: &Plan) -> Result<(), Errno> {
             _ => return Err(Errno::last()),
         }
     }
-    // The parent keeps its end open until we have executed. A hang-up now means it died
-    // before our death signal was set: nobody would ever clean up after us.
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one pollfd on this stack, zero timeout.
-    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
-    if rc > 0 && pfd.revents & libc::POLLHUP != 0 {
-        return Err(Errno::EPIPE);
-    }
+    // Released: with a death signal, the parent read it was armed before releasing us, so
+    // its death from then on kills us even if it died just now.
     // SAFETY: our copy of the descriptor is no longer needed.
     unsafe { libc::close(fd) };
     Ok(())
