@@ -23,8 +23,8 @@
 //! as `posix_spawn` does), so no page table is copied per run, and the zygote is suspended
 //! meanwhile: the child only writes to its own stack and to the failure slot of [`RunCtx`].
 //!
-//! The zygote dies with its owner: the death signal of every sandboxed process, the hang-up
-//! check of the release, and an end-of-file on the socket (also while a run is going on).
+//! The zygote dies with its owner: the death signal of every sandboxed process (armed before
+//! the release), and an end-of-file on the socket (also while a run is going on).
 
 use std::convert::Infallible;
 use std::ffi::c_void;
