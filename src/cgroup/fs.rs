@@ -3,27 +3,180 @@
 //!
 //! Interface files are opened without `O_CREAT`: a misspelt or missing file is an error
 //! (`ENOENT`), never a regular file created by accident in a fixture or on a non-cgroup path.
+//!
+//! **Kept files.** The directories of a cgroup that is reused run after run (a pooled one, see
+//! `pool.rs`) are registered with [`keep_open`]: the interface files read and written there
+//! stay open, and each later access is one `pread`/`pwrite` (or `fstat` for the directory)
+//! instead of a path walk, an open and a close — a third of what a pooled cgroup adds to a
+//! short spawn on cgroup v1. Process lists (`cgroup.procs`, `tasks`) are still opened for each
+//! read: on v1 an open file keeps serving the list it read first. The descriptors are shared
+//! by every user of the path, kept only on cgroupfs, and limited process-wide to an eighth of
+//! the soft `RLIMIT_NOFILE` (beyond it, files are opened per access as before); they are
+//! closed when their directory is removed ([`remove_tree`]) or unregistered ([`unkeep`]).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::CgroupError;
 
+/// How a file is opened: for reading, for writing, or (a directory) as a path only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Read = 0,
+    Write = 1,
+    Dir = 2,
+}
+
+/// The registered directories and their open files.
+#[derive(Default)]
+struct Kept {
+    dirs: Vec<PathBuf>,
+    /// Path → its descriptors, by [`Access`].
+    files: HashMap<PathBuf, [Option<Arc<File>>; 3]>,
+    /// Descriptors in `files`.
+    count: usize,
+}
+
+fn kept() -> std::sync::MutexGuard<'static, Kept> {
+    static KEPT: OnceLock<Mutex<Kept>> = OnceLock::new();
+    KEPT.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// At most this many kept descriptors in this process: an eighth of the soft
+/// `RLIMIT_NOFILE` when first needed (128 of the usual 1024), at most 4096.
+fn budget() -> usize {
+    static BUDGET: OnceLock<usize> = OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit fills the struct on this stack.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return 0;
+        }
+        (lim.rlim_cur / 8).min(4096) as usize
+    })
+}
+
+/// Keep the interface files of cgroup directory `dir` open once they are used.
+pub(crate) fn keep_open(dir: &Path) {
+    let mut k = kept();
+    if !k.dirs.iter().any(|d| d == dir) {
+        k.dirs.push(dir.to_path_buf());
+    }
+}
+
+/// Close the kept files of `dir` and below, and stop keeping them.
+pub(crate) fn unkeep(dir: &Path) {
+    let mut k = kept();
+    k.dirs.retain(|d| !d.starts_with(dir));
+    close_kept(&mut k, dir);
+}
+
+/// Close the kept files of `dir` and below (they stay registered).
+fn close_kept(k: &mut Kept, dir: &Path) {
+    let before = k.files.len();
+    let mut closed = 0;
+    k.files.retain(|p, slots| {
+        let keep = !p.starts_with(dir);
+        if !keep {
+            closed += slots.iter().flatten().count();
+        }
+        keep
+    });
+    if k.files.len() != before {
+        k.count -= closed;
+    }
+}
+
+/// The descriptors kept open in this process for the files of `dir` and below.
+#[cfg(test)]
+pub(crate) fn kept_under(dir: &Path) -> usize {
+    kept()
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with(dir))
+        .map(|(_, s)| s.iter().flatten().count())
+        .sum()
+}
+
+/// Whether `f` is on a cgroup filesystem (v1 or v2): only there is a kept descriptor read and
+/// written at offset 0 the same as a file opened anew.
+fn on_cgroupfs(f: &File) -> bool {
+    use nix::sys::statfs::{CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, fstatfs};
+    fstatfs(f).is_ok_and(|st| {
+        let t = st.filesystem_type();
+        t == CGROUP_SUPER_MAGIC || t == CGROUP2_SUPER_MAGIC
+    })
+}
+
+fn open(path: &Path, access: Access) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    match access {
+        Access::Read => o.read(true),
+        // O_TRUNC as runc does: cgroupfs ignores it, a fixture file needs it.
+        Access::Write => o.write(true).truncate(true),
+        Access::Dir => o.read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY),
+    };
+    o.open(path)
+}
+
+/// `path` opened for `access`: the kept descriptor, or one opened now (and kept, when its
+/// directory is registered, it is on cgroupfs and the budget allows).
+fn handle(path: &Path, access: Access) -> io::Result<Arc<File>> {
+    let dir = match access {
+        Access::Dir => Some(path),
+        _ => path.parent(),
+    };
+    // A process list read through a descriptor kept open would be stale on v1: the kernel
+    // builds the list once per open file and serves that copy until it has gone unused for a
+    // second, so an emptied cgroup would look populated, and a populated one empty.
+    let listing = access == Access::Read
+        && path
+            .file_name()
+            .is_some_and(|n| n == "cgroup.procs" || n == "tasks" || n == "cgroup.threads");
+    {
+        let k = kept();
+        if let Some(f) = k.files.get(path).and_then(|s| s[access as usize].as_ref()) {
+            return Ok(f.clone());
+        }
+        let registered = dir.is_some_and(|d| k.dirs.iter().any(|r| r == d));
+        if listing || !registered || k.count >= budget() {
+            drop(k);
+            return open(path, access).map(Arc::new);
+        }
+    }
+    let f = Arc::new(open(path, access)?);
+    if on_cgroupfs(&f) {
+        let mut k = kept();
+        let registered = dir.is_some_and(|d| k.dirs.iter().any(|r| r == d));
+        if registered && k.count < budget() {
+            let slot = &mut k.files.entry(path.to_path_buf()).or_default()[access as usize];
+            if slot.is_none() {
+                *slot = Some(f.clone());
+                k.count += 1;
+            }
+        }
+    }
+    Ok(f)
+}
+
 /// Write `value` to the interface file `dir/file` in one `write(2)`, as the kernel wants.
 pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
     let path = dir.join(file);
-    // O_TRUNC as runc does: cgroupfs ignores it, a fixture file needs it.
-    let res = OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&path)
-        .and_then(|mut f| match f.write(value.as_bytes())? {
-            n if n == value.len() => Ok(()),
-            _ => Err(io::Error::from(io::ErrorKind::WriteZero)),
-        });
+    let res = handle(&path, Access::Write).and_then(|f| match f.write_at(value.as_bytes(), 0)? {
+        n if n == value.len() => Ok(()),
+        _ => Err(io::Error::from(io::ErrorKind::WriteZero)),
+    });
     res.map_err(|source| CgroupError::Write {
         path,
         value: value.to_owned(),
@@ -31,26 +184,39 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupErr
     })
 }
 
-/// The content of `dir/file`: `open`, `read` until end of file, `close` (`read_to_string`
-/// would add a `statx` and an `lseek` to each of the reads a spawn makes).
+/// `dir/file` opened for writing, as a descriptor of its own (close-on-exec): for a process
+/// that writes to it after the clone (the self-attach files).
+pub(crate) fn open_write(dir: &Path, file: &str) -> Result<std::os::fd::OwnedFd, CgroupError> {
+    let path = dir.join(file);
+    handle(&path, Access::Write)
+        .and_then(|f| f.as_ref().try_clone())
+        .map(std::os::fd::OwnedFd::from)
+        .map_err(|source| CgroupError::Write {
+            path,
+            value: "0".into(),
+            source,
+        })
+}
+
+/// The content of `dir/file`: `pread` from offset 0 until end of file (of a kept descriptor,
+/// or of one opened for this read).
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String, CgroupError> {
     let path = dir.join(file);
-    let read_all = |mut f: fs::File| -> io::Result<String> {
+    let read_all = |f: Arc<File>| -> io::Result<String> {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
-            match f.read(&mut buf)? {
+            match f.read_at(&mut buf, out.len() as u64)? {
                 0 => break,
                 n => out.extend_from_slice(&buf[..n]),
             }
         }
         String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     };
-    fs::File::open(&path)
+    handle(&path, Access::Read)
         .and_then(read_all)
         .map_err(|source| CgroupError::Read { path, source })
 }
-
 /// The content of `dir/file`, or `None` when it cannot be read (an optional file).
 pub(crate) fn read_opt(dir: &Path, file: &str) -> Option<String> {
     read(dir, file).ok()
@@ -83,10 +249,12 @@ pub(crate) fn procs(dir: &Path) -> Result<Vec<libc::pid_t>, CgroupError> {
 }
 
 /// Whether `dir` may have subdirectories: cgroupfs (like most filesystems) counts them in a
-/// directory's link count (2 + subdirectories), so one `statx` spares listing a leaf.
+/// directory's link count (2 + subdirectories), so one `fstat` spares listing a leaf.
 fn may_have_subdirs(dir: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    fs::metadata(dir).map_or(true, |m| m.nlink() != 2)
+    handle(dir, Access::Dir)
+        .and_then(|d| d.metadata())
+        .map_or(true, |m| m.nlink() != 2)
 }
 
 /// `dir` and every cgroup below it, parents before children.
@@ -129,6 +297,8 @@ pub(crate) fn procs_recursive(dir: &Path) -> Result<Vec<libc::pid_t>, CgroupErro
 /// still counts exiting processes (`EBUSY`). A missing directory is not an error.
 pub(crate) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
     let mut dirs = tree(dir);
+    // After the walk, which may have kept the directory's descriptor.
+    close_kept(&mut kept(), dir);
     dirs.reverse();
     for d in dirs {
         rmdir_retry(&d)?;
@@ -221,6 +391,22 @@ mod tests {
         assert!(matches!(e, CgroupError::Write { .. }));
         assert_eq!(e.errno(), Some(nix::errno::Errno::ENOENT));
         assert!(!t.path().join("pids.maxx").exists());
+    }
+
+    #[test]
+    fn only_cgroupfs_files_are_kept() {
+        // A registered directory that is no cgroup (a fixture): every access opens the file
+        // anew, so a shorter value written after a longer one replaces it.
+        let t = TempDir::new();
+        t.files(&["cpu.max"]);
+        keep_open(t.path());
+        write(t.path(), "cpu.max", "100000 100000").unwrap();
+        write(t.path(), "cpu.max", "max").unwrap();
+        assert_eq!(read(t.path(), "cpu.max").unwrap(), "max");
+        assert!(!may_have_subdirs(t.path()));
+        assert_eq!(kept_under(t.path()), 0);
+        unkeep(t.path());
+        assert!(!kept().dirs.iter().any(|d| d == t.path()));
     }
 
     #[test]

@@ -258,6 +258,14 @@ impl SandboxCgroup {
         }
     }
 
+    /// Keep the interface files of the cgroup's directories open between runs (a cgroup that
+    /// is reused: see `fs.rs`); they are closed when it is removed.
+    pub(crate) fn keep_files_open(&self) {
+        for d in self.dirs() {
+            fs::keep_open(d);
+        }
+    }
+
     /// The cgroup's directories: one on v2, one per hierarchy used on v1.
     pub(crate) fn dirs(&self) -> Vec<&Path> {
         match &self.inner {
@@ -285,18 +293,7 @@ impl SandboxCgroup {
             Inner::V1(c) => c
                 .dirs()
                 .iter()
-                .map(|d| {
-                    let path = d.join("tasks");
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .map(std::os::fd::OwnedFd::from)
-                        .map_err(|source| CgroupError::Write {
-                            path,
-                            value: "0".into(),
-                            source,
-                        })
-                })
+                .map(|d| fs::open_write(d, "tasks"))
                 .collect(),
         }
     }

@@ -82,6 +82,7 @@ impl CgroupPool {
             }
         }
         let mut cg = SandboxCgroup::create(cfg)?;
+        cg.keep_files_open();
         cg.pool = Some(self.0.clone());
         Ok(cg)
     }

@@ -5,8 +5,9 @@
 //!   the caller's own cgroup, or above an explicitly given parent), then the limits, then an
 //!   `O_DIRECTORY` fd for `clone3(CLONE_INTO_CGROUP)`.
 //! - attach: write the pid to `cgroup.procs` (only needed when the child was not born inside).
-//! - kill: `cgroup.kill` (5.14+), else freeze (`cgroup.freeze`, 5.2+), `SIGKILL` every pid,
-//!   thaw; then wait until no process is left.
+//! - kill: nothing to do when `cgroup.events` says `populated 0`; else `cgroup.kill` (5.14+),
+//!   or freeze (`cgroup.freeze`, 5.2+), `SIGKILL` every pid, thaw; then wait until no process
+//!   is left.
 //! - usage: `cpu.stat` `usage_usec`, `memory.peak` (5.19+), `memory.events` `oom_kill`,
 //!   `pids.peak` (where the kernel has it).
 //! - reset for reuse (see `pool.rs`): sub-cgroups removed, limits written again, `memory.peak`
@@ -205,6 +206,12 @@ impl V2Cgroup {
     }
 
     pub(crate) fn kill(&self) -> Result<(), CgroupError> {
+        // The common case, the run left nothing: one read of a kept file.
+        if fs::read_opt(&self.dir, "cgroup.events").and_then(|e| fs::keyed(&e, "populated"))
+            == Some(0)
+        {
+            return Ok(());
+        }
         self.kill_with(self.dir.join("cgroup.kill").exists())
     }
 
@@ -301,6 +308,7 @@ impl V2Cgroup {
     /// Kill (unless `emptied`: already found empty) and remove the directory and those below.
     pub(crate) fn remove(&self, emptied: bool) -> Result<(), CgroupError> {
         let killed = if emptied { Ok(()) } else { self.kill() };
+        fs::unkeep(&self.dir);
         let removed = fs::remove_tree(&self.dir);
         killed.and(removed)
     }
