@@ -15,7 +15,9 @@ use ringfence::{Command, Error, Landlock, Sandbox, Stdio};
 /// What must not grow.
 #[derive(Debug, PartialEq, Eq)]
 struct Footprint {
-    fds: Vec<i32>,
+    /// What each descriptor is open on, sorted (a cgroup directory made anew reopens its
+    /// kept files under other numbers).
+    fds: Vec<String>,
     mounts: Vec<String>,
     cgroups: Vec<String>,
     threads: usize,
@@ -31,7 +33,15 @@ impl Footprint {
             .collect();
         mounts.sort();
         Footprint {
-            fds: common::open_fds(),
+            // The kept files of the configurations' cgroups too.
+            fds: {
+                let mut t: Vec<String> = common::fd_targets(&common::open_fds_all())
+                    .into_iter()
+                    .map(|t| t.split_once(": ").map_or(t.clone(), |(_, p)| p.to_owned()))
+                    .collect();
+                t.sort();
+                t
+            },
             mounts,
             cgroups: our_cgroups(),
             threads: std::fs::read_dir("/proc/self/task").unwrap().count(),
@@ -204,10 +214,14 @@ fn spawn_once(sb: &Sandbox, cmd: &Command, end: End) {
 }
 
 fn soak(spawns: usize) {
+    let fds_at_start = common::open_fds_all();
     let configs = configurations();
-    // Warm up: every configuration once (caches, lazily initialised host facts).
-    for (_, sb, cmd, end) in &configs {
-        spawn_once(sb, cmd, *end);
+    // Warm up: every configuration twice (caches, lazily initialised host facts; a sandbox's
+    // cgroup keeps its files open from its first run, its directories from its first reuse).
+    for _ in 0..2 {
+        for (_, sb, cmd, end) in &configs {
+            spawn_once(sb, cmd, *end);
+        }
     }
     let before = Footprint::now();
     let rss_before = rss();
@@ -249,6 +263,13 @@ fn soak(spawns: usize) {
     assert!(
         rss_after < rss_before + RSS_TOLERANCE,
         "RSS grew from {rss_before} to {rss_after}"
+    );
+    // The sandboxes gone, so are the descriptors their cgroups kept open.
+    drop(configs);
+    assert_eq!(
+        common::open_fds_all(),
+        fds_at_start,
+        "descriptors after the drop"
     );
 }
 

@@ -211,6 +211,16 @@ impl SandboxCgroup {
     /// Validate `cfg`, then create the cgroup with its limits (see the module docs for where).
     /// On error nothing is left behind.
     pub(crate) fn create(cfg: &CgroupConfig) -> Result<SandboxCgroup, CgroupError> {
+        Self::create_with(cfg, false)
+    }
+
+    /// [`create`](Self::create) a cgroup that is to be reused: its interface files are kept
+    /// open from the first write on (see `fs.rs`), and closed when it is removed.
+    pub(crate) fn create_kept(cfg: &CgroupConfig) -> Result<SandboxCgroup, CgroupError> {
+        Self::create_with(cfg, true)
+    }
+
+    fn create_with(cfg: &CgroupConfig, keep: bool) -> Result<SandboxCgroup, CgroupError> {
         cfg.validate()?;
         let info = cgroup_info();
         sweep_stale();
@@ -222,10 +232,10 @@ impl SandboxCgroup {
             let name = next_name();
             let res = match &info.backend {
                 CgroupBackend::V2 { mount } => {
-                    v2::V2Cgroup::create(cfg, info, mount, &name).map(Inner::V2)
+                    v2::V2Cgroup::create(cfg, info, mount, &name, keep).map(Inner::V2)
                 }
                 CgroupBackend::V1 { hierarchies } => {
-                    v1::V1Cgroup::create(cfg, info, hierarchies, &name).map(Inner::V1)
+                    v1::V1Cgroup::create(cfg, info, hierarchies, &name, keep).map(Inner::V1)
                 }
                 CgroupBackend::Unavailable { reason } => Err(CgroupError::Unsupported {
                     controller: "cgroup",
@@ -255,14 +265,6 @@ impl SandboxCgroup {
                     });
                 }
             }
-        }
-    }
-
-    /// Keep the interface files of the cgroup's directories open between runs (a cgroup that
-    /// is reused: see `fs.rs`); they are closed when it is removed.
-    pub(crate) fn keep_files_open(&self) {
-        for d in self.dirs() {
-            fs::keep_open(d);
         }
     }
 

@@ -51,7 +51,7 @@ struct Idle {
 
 impl CgroupPool {
     /// A cgroup with `cfg`'s limits for one run: an idle one, reset, or a new one
-    /// ([`SandboxCgroup::create`], with its validation and errors). Without `reuse`, a new
+    /// ([`SandboxCgroup::create_kept`], with its validation and errors). Without `reuse`, a new
     /// one that is removed at the end of the run (a cgroup below a parent that may go away
     /// before the sandbox, such as a pod's).
     pub(crate) fn take(
@@ -81,8 +81,7 @@ impl CgroupPool {
                 Err(e) => tracing::debug!("could not reset a sandbox cgroup, removing it: {e}"),
             }
         }
-        let mut cg = SandboxCgroup::create(cfg)?;
-        cg.keep_files_open();
+        let mut cg = SandboxCgroup::create_kept(cfg)?;
         cg.pool = Some(self.0.clone());
         Ok(cg)
     }

@@ -96,6 +96,7 @@ impl V1Cgroup {
         info: &CgroupInfo,
         hierarchies: &BTreeMap<String, PathBuf>,
         name: &str,
+        keep: bool,
     ) -> Result<V1Cgroup, CgroupError> {
         let ctls = controllers();
         // Controller → (required, parent directory).
@@ -165,6 +166,9 @@ impl V1Cgroup {
                             path: dir.clone(),
                             source,
                         })?;
+                    if keep {
+                        fs::keep_open(&dir);
+                    }
                     cg.dirs.push(dir.clone());
                 }
                 cg.by_controller.insert(ctl, dir);
@@ -178,6 +182,7 @@ impl V1Cgroup {
             Ok(()) => Ok(cg),
             Err(e) => {
                 for d in cg.dirs.iter().rev() {
+                    fs::unkeep(d);
                     let _ = fs::remove_tree(d);
                 }
                 Err(e)

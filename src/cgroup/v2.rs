@@ -120,6 +120,7 @@ impl V2Cgroup {
         info: &CgroupInfo,
         mount: &Path,
         name: &str,
+        keep: bool,
     ) -> Result<V2Cgroup, CgroupError> {
         let Some(own) = info.own_v2.as_deref() else {
             return Err(CgroupError::Unsupported {
@@ -167,6 +168,9 @@ impl V2Cgroup {
                 path: dir.clone(),
                 source,
             })?;
+        if keep {
+            fs::keep_open(&dir);
+        }
         let fill = || -> Result<OwnedFd, CgroupError> {
             for c in &wanted {
                 (c.v2)(cfg, &dir)?;
@@ -187,6 +191,7 @@ impl V2Cgroup {
                 Ok(V2Cgroup { dir, fd, peak })
             }
             Err(e) => {
+                fs::unkeep(&dir);
                 let _ = fs::remove_tree(&dir);
                 Err(e)
             }

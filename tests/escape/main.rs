@@ -139,7 +139,12 @@ impl Host {
         }
         assert_eq!(now.hostname, self.hostname, "the hostname changed");
         assert_eq!(now.domainname, self.domainname, "the domain name changed");
-        assert_eq!(now.fds, self.fds, "descriptors of this process changed");
+        assert_eq!(
+            now.fds,
+            self.fds,
+            "descriptors of this process changed; now open: {:?}",
+            common::fd_targets(&now.fds)
+        );
         assert_eq!(
             now.children, self.children,
             "children of this process changed"
