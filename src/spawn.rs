@@ -1147,12 +1147,12 @@ fn read_error_pipe(
                     let stage = u32::from_ne_bytes(word(0));
                     let errno = Errno::from_raw(i32::from_ne_bytes(word(4)));
                     let detail = u32::from_ne_bytes(word(8));
-                    if stage == LISTENER_RECORD || stage == ARMED_RECORD {
-                        if stage == ARMED_RECORD {
-                            on_armed()?;
-                        } else {
-                            on_listener(detail as i32)?;
-                        }
+                    let no_failure = match stage {
+                        ARMED_RECORD => on_armed().map(|()| true)?,
+                        LISTENER_RECORD => on_listener(detail as i32).map(|()| true)?,
+                        _ => false,
+                    };
+                    if no_failure {
                         got = 0;
                         continue;
                     }

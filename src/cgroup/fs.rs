@@ -7,8 +7,8 @@
 //! **Kept files.** The directories of a cgroup that is reused run after run (a pooled one, see
 //! `pool.rs`) are registered with [`keep_open`]: the interface files read and written there
 //! stay open, and each later access is one `pread`/`pwrite` (or `fstat` for the directory)
-//! instead of a path walk, an open and a close — a third of what a pooled cgroup adds to a
-//! short spawn on cgroup v1. Process lists (`cgroup.procs`, `tasks`) are still opened for each
+//! instead of a path walk, an open and a close (about 1 µs against 6–10 µs on cgroup v1, for
+//! some twenty accesses per run). Process lists (`cgroup.procs`, `tasks`) are still opened for each
 //! read: on v1 an open file keeps serving the list it read first. The descriptors are shared
 //! by every user of the path, kept only on cgroupfs, and limited process-wide to an eighth of
 //! the soft `RLIMIT_NOFILE` (beyond it, files are opened per access as before); they are
@@ -36,6 +36,7 @@ enum Access {
 /// The registered directories and their open files.
 #[derive(Default)]
 struct Kept {
+    /// The registered directories.
     dirs: Vec<PathBuf>,
     /// Path → its descriptors, by [`Access`].
     files: HashMap<PathBuf, [Option<Arc<File>>; 3]>,
@@ -84,7 +85,6 @@ pub(crate) fn unkeep(dir: &Path) {
 
 /// Close the kept files of `dir` and below (they stay registered).
 fn close_kept(k: &mut Kept, dir: &Path) {
-    let before = k.files.len();
     let mut closed = 0;
     k.files.retain(|p, slots| {
         let keep = !p.starts_with(dir);
@@ -93,9 +93,7 @@ fn close_kept(k: &mut Kept, dir: &Path) {
         }
         keep
     });
-    if k.files.len() != before {
-        k.count -= closed;
-    }
+    k.count -= closed;
 }
 
 /// The descriptors kept open in this process for the files of `dir` and below.
@@ -217,6 +215,7 @@ pub(crate) fn read(dir: &Path, file: &str) -> Result<String, CgroupError> {
         .and_then(read_all)
         .map_err(|source| CgroupError::Read { path, source })
 }
+
 /// The content of `dir/file`, or `None` when it cannot be read (an optional file).
 pub(crate) fn read_opt(dir: &Path, file: &str) -> Option<String> {
     read(dir, file).ok()
