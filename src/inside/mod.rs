@@ -208,6 +208,21 @@ fn fork() -> Result<libc::pid_t, Errno> {
     .map(|pid| pid as libc::pid_t)
 }
 
+/// Unblock every signal (the parent blocked them all around the clone): last before exec.
+fn unblock_signals() -> Result<(), Errno> {
+    // SAFETY: an empty signal set on this stack.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        cvt(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &empty,
+            std::ptr::null_mut(),
+        ))
+        .map(drop)
+    }
+}
+
 /// `PR_SET_PDEATHSIG(SIGKILL)`: killed when the parent thread ends.
 fn die_with_parent() -> Result<(), Errno> {
     // SAFETY: plain prctl with integer arguments.
@@ -306,17 +321,7 @@ fn payload(p: &Plan) -> Step<Infallible> {
         filters.install_all().at(Stage::Seccomp)?;
     }
 
-    // SAFETY: an empty signal set on this stack.
-    unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        cvt(libc::sigprocmask(
-            libc::SIG_SETMASK,
-            &empty,
-            std::ptr::null_mut(),
-        ))
-        .at(Stage::Signals)?;
-    }
+    unblock_signals().at(Stage::Signals)?;
     if p.candidates.is_empty() {
         // SAFETY: NULL-terminated arrays of C strings built by the parent.
         unsafe { libc::execve(p.program.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr()) };

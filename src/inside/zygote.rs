@@ -726,17 +726,7 @@ fn setup_run(c: &RunCtx) -> Step<Infallible> {
         // On top of the sandbox's: the stricter answer wins for every call.
         filters.install_all().at(Stage::Seccomp)?;
     }
-    // SAFETY: an empty signal set on this stack.
-    unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        cvt(libc::sigprocmask(
-            libc::SIG_SETMASK,
-            &empty,
-            std::ptr::null_mut(),
-        ))
-        .at(Stage::Signals)?;
-    }
+    super::unblock_signals().at(Stage::Signals)?;
     // Each candidate in turn, as execvp does (see `inside::payload`).
     let mut errno = Errno::ENOENT;
     for k in 0..c.ncand {
