@@ -38,7 +38,11 @@ fn run<F: Future<Output = ()>>(f: F) {
         "processes left behind"
     );
     assert_eq!(common::open_fds(), fds, "descriptors left open");
-    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+    assert_eq!(
+        common::our_cgroups(),
+        Vec::<std::path::PathBuf>::new(),
+        "cgroups left behind"
+    );
 }
 
 /// A test run by [`run`], one at a time (the checks of `run` look at the whole process);
@@ -70,27 +74,6 @@ fn sh(script: &str) -> Command {
     let mut c = Command::new("/bin/sh");
     c.args(["-c", script]);
     c
-}
-
-/// Directories named `ringfence-<our pid>-*` anywhere below /sys/fs/cgroup.
-fn our_cgroups() -> Vec<String> {
-    let prefix = format!("ringfence-{}-", std::process::id());
-    let mut found = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with(&prefix) {
-                    found.push(e.path().display().to_string());
-                }
-                if name.starts_with("ringfence-") || dir.components().count() <= 5 {
-                    stack.push(e.path());
-                }
-            }
-        }
-    }
-    found
 }
 
 /// Wait (a bounded number of short sleeps) until `pid` is gone.

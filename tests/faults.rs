@@ -36,28 +36,6 @@ fn can_limit() -> bool {
     true
 }
 
-/// Directories named `ringfence-<pid>-*` below /sys/fs/cgroup for any of `pids`.
-fn cgroups_of(pids: &[u32]) -> Vec<PathBuf> {
-    let prefixes: Vec<String> = pids.iter().map(|p| format!("ringfence-{p}-")).collect();
-    let mut found = Vec::new();
-    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                continue;
-            }
-            let name = e.file_name().to_string_lossy().into_owned();
-            if prefixes.iter().any(|p| name.starts_with(p)) {
-                found.push(e.path());
-            }
-            if !name.starts_with("ringfence-") {
-                stack.push(e.path());
-            }
-        }
-    }
-    found
-}
-
 const ROLE: &str = "RINGFENCE_FAULT_ROLE";
 
 /// Where a spawning process was when it was killed, as seen from outside.
@@ -173,7 +151,7 @@ fresh_process_test! {
                 "processes outlived their killed parent ({stage}): {described:#?}"
             );
             // What it left in the cgroup tree (swept by the next spawner's first spawn).
-            stale_seen += cgroups_of(&[b.id()]).len();
+            stale_seen += common::sandbox_cgroups_of(&[b.id()]).len();
         }
         eprintln!("kills by stage: {stages:?}");
         assert!(stages.len() >= 3, "kills landed at too few points: {stages:?}");
@@ -185,7 +163,7 @@ fresh_process_test! {
                 .unwrap();
             assert!(out.success());
             eprintln!("{stale_seen} cgroups left by killed parents, swept at the next start");
-            assert_eq!(cgroups_of(&killed), Vec::<PathBuf>::new());
+            assert_eq!(common::sandbox_cgroups_of(&killed), Vec::<PathBuf>::new());
         }
     }
 }
@@ -368,17 +346,6 @@ fn a_program_that_closes_its_stdio_ends_normally() {
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
 }
 
-/// Resident memory of this process, in bytes.
-fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap()
-        * 1024
-}
-
 /// How much more than its starting RSS the parent may use while 1 GiB goes by.
 const RSS_BOUND: u64 = 64 << 20;
 
@@ -386,7 +353,7 @@ fresh_process_test! {
     /// A program flooding stdout (1 GiB) and stderr, read and dropped by the caller as it
     /// comes: the parent's memory stays where it was.
     fn a_flood_read_as_it_comes_keeps_the_parent_small() {
-        let before = rss();
+        let before = common::rss();
         let mut cmd = rf_at(false, &["write-stdout", "1073741824"]);
         cmd.stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = Sandbox::new().spawn(&cmd).unwrap();
@@ -401,13 +368,13 @@ fresh_process_test! {
             }
             total += n as u64;
             if total % (64 << 20) < n as u64 {
-                peak = peak.max(rss());
+                peak = peak.max(common::rss());
             }
         }
         let out = child.wait().unwrap();
         assert!(out.success(), "{:?}", out.status);
         assert_eq!(total, 1 << 30);
-        let after = rss();
+        let after = common::rss();
         assert!(peak.max(after) < before + RSS_BOUND, "RSS {before} -> peak {peak}, after {after}");
     }
 }
@@ -416,7 +383,7 @@ fresh_process_test! {
     /// A program flooding a pipe nobody reads blocks; its timeout ends it, and the parent
     /// buffered nothing.
     fn a_flood_nobody_reads_blocks_and_times_out() {
-        let before = rss();
+        let before = common::rss();
         let mut cmd = rf_at(false, &["write-stdout", "1073741824"]);
         cmd.stdout(Stdio::piped());
         let mut child = Sandbox::new()
@@ -426,19 +393,19 @@ fresh_process_test! {
         let out = child.wait().unwrap();
         assert!(out.timed_out);
         assert_eq!(out.status.signal(), Some(libc::SIGKILL));
-        assert!(rss() < before + RSS_BOUND);
+        assert!(common::rss() < before + RSS_BOUND);
     }
 }
 
 fresh_process_test! {
     /// Discarded streams (`Stdio::null`) of a flooding program cost the parent nothing.
     fn a_flood_into_null_keeps_the_parent_small() {
-        let before = rss();
+        let before = common::rss();
         let mut cmd = rf_at(false, &["write-stdout", "1073741824"]);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let out = Sandbox::new().output(&cmd).unwrap();
         assert!(out.success(), "{:?}", out.status);
         assert!(out.stdout.is_empty());
-        assert!(rss() < before + RSS_BOUND);
+        assert!(common::rss() < before + RSS_BOUND);
     }
 }

@@ -32,36 +32,6 @@ fn sh(script: &str) -> Command {
     c
 }
 
-/// Directories named `ringfence-<our pid>-*` below /sys/fs/cgroup (its first levels) and
-/// below this process's own cgroups.
-fn our_cgroups() -> Vec<String> {
-    let prefix = format!("ringfence-{}-", std::process::id());
-    let mut found = Vec::new();
-    let info = ringfence::cgroup::cgroup_info();
-    let mut stack: Vec<std::path::PathBuf> = info
-        .controllers
-        .values()
-        .map(|c| c.own.clone())
-        .chain(info.own_v2.clone())
-        .filter(|d| d.components().count() > 5)
-        .collect();
-    stack.push("/sys/fs/cgroup".into());
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with(&prefix) {
-                    found.push(e.path().display().to_string());
-                }
-                if name.starts_with("ringfence-") || dir.components().count() <= 5 {
-                    stack.push(e.path());
-                }
-            }
-        }
-    }
-    found
-}
-
 #[test]
 fn a_memory_hog_is_oom_killed_and_reported() {
     let _g = serial();
@@ -181,9 +151,9 @@ fn no_cgroup_is_left_behind() {
     }
     // One after the other, the runs reused one cgroup: the sandbox keeps it for the next
     // (none on v2 before Linux 6.12, where memory.peak cannot be reset between runs).
-    let kept = our_cgroups();
-    let names: std::collections::BTreeSet<&str> =
-        kept.iter().filter_map(|d| d.rsplit('/').next()).collect();
+    let kept = common::our_cgroups();
+    let names: std::collections::BTreeSet<&std::ffi::OsStr> =
+        kept.iter().filter_map(|d| d.file_name()).collect();
     if ringfence::cgroup::cgroup_info().is_v2() {
         assert!(names.len() <= 1, "{kept:?}");
     } else {
@@ -191,15 +161,19 @@ fn no_cgroup_is_left_behind() {
     }
     // Dropped without waiting.
     drop(sb.spawn(&rf(&["sleep", "30"])).unwrap());
-    assert_eq!(our_cgroups(), kept);
+    assert_eq!(common::our_cgroups(), kept);
     // A run still going when the sandbox goes keeps its cgroup until it ends.
     let mut running = sb.spawn(&rf(&["sleep", "30"])).unwrap();
     drop(sb);
-    assert!(!our_cgroups().is_empty());
+    assert!(!common::our_cgroups().is_empty());
     running.kill().unwrap();
     running.wait().unwrap();
     drop(running);
-    assert!(our_cgroups().is_empty(), "{:?}", our_cgroups());
+    assert!(
+        common::our_cgroups().is_empty(),
+        "{:?}",
+        common::our_cgroups()
+    );
 }
 
 #[test]
@@ -246,7 +220,11 @@ fn a_reused_sandbox_carries_nothing_between_runs() {
         assert!(peak <= 2, "run 1's pids peak carried over: {peak}");
     }
     drop((sb, first));
-    assert!(our_cgroups().is_empty(), "{:?}", our_cgroups());
+    assert!(
+        common::our_cgroups().is_empty(),
+        "{:?}",
+        common::our_cgroups()
+    );
 }
 
 #[test]
@@ -262,5 +240,9 @@ fn an_impossible_limit_is_refused_before_anything_starts() {
         .spawn(&sh("true"))
         .expect_err("no CPU 999 here");
     assert!(e.to_string().contains("999"), "{e}");
-    assert!(our_cgroups().is_empty(), "{:?}", our_cgroups());
+    assert!(
+        common::our_cgroups().is_empty(),
+        "{:?}",
+        common::our_cgroups()
+    );
 }

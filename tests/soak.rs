@@ -19,7 +19,7 @@ struct Footprint {
     /// kept files under other numbers).
     fds: Vec<String>,
     mounts: Vec<String>,
-    cgroups: Vec<String>,
+    cgroups: Vec<std::path::PathBuf>,
     threads: usize,
     children: Vec<i32>,
 }
@@ -43,42 +43,11 @@ impl Footprint {
                 t
             },
             mounts,
-            cgroups: our_cgroups(),
+            cgroups: common::our_cgroups(),
             threads: std::fs::read_dir("/proc/self/task").unwrap().count(),
             children: common::children(),
         }
     }
-}
-
-/// Directories named `ringfence-<our pid>-*` below /sys/fs/cgroup.
-fn our_cgroups() -> Vec<String> {
-    let prefix = format!("ringfence-{}-", std::process::id());
-    let mut found = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with(&prefix) {
-                    found.push(e.path().display().to_string());
-                } else if !name.starts_with("ringfence-") {
-                    stack.push(e.path());
-                }
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap()
-        * 1024
 }
 
 /// Memory the parent may have grown by (allocator caches, lazily filled tables).
@@ -224,7 +193,7 @@ fn soak(spawns: usize) {
         }
     }
     let before = Footprint::now();
-    let rss_before = rss();
+    let rss_before = common::rss();
     for i in 0..spawns {
         let (_, sb, cmd, end) = &configs[i % configs.len()];
         spawn_once(sb, cmd, *end);
@@ -240,7 +209,7 @@ fn soak(spawns: usize) {
         std::thread::sleep(Duration::from_millis(100));
         after = Footprint::now();
     }
-    let rss_after = rss();
+    let rss_after = common::rss();
     eprintln!(
         "{spawns} spawns of {} configurations: {} fds, {} mounts, {} cgroups, {} threads, {} children; RSS {} -> {} KiB",
         configs.len(),

@@ -298,3 +298,40 @@ pub fn pids_in_ns(ns: &str) -> Vec<(i32, String)> {
     }
     out
 }
+
+/// Sandbox cgroup directories (`ringfence-<pid>-*`) made by any of `pids`, anywhere below
+/// /sys/fs/cgroup (a pod member's below its pod's too), sorted.
+pub fn sandbox_cgroups_of(pids: &[u32]) -> Vec<PathBuf> {
+    let prefixes: Vec<String> = pids.iter().map(|p| format!("ringfence-{p}-")).collect();
+    let mut found = Vec::new();
+    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if prefixes.iter().any(|p| name.starts_with(p)) {
+                    found.push(e.path());
+                }
+                stack.push(e.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The sandbox cgroup directories this process made (see [`sandbox_cgroups_of`]).
+pub fn our_cgroups() -> Vec<PathBuf> {
+    sandbox_cgroups_of(&[std::process::id()])
+}
+
+/// Resident memory of this process, in bytes.
+pub fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
