@@ -317,7 +317,7 @@ impl Child {
             for (pipe, buf) in pipes.iter_mut().zip(bufs.iter_mut()) {
                 if pipe.is_some() && ready.next().unwrap_or(false) {
                     let fd = pipe.as_ref().expect("checked");
-                    if read_some(fd, buf)? == 0 {
+                    if read_output(fd, buf)? == 0 {
                         *pipe = None;
                     }
                 }
@@ -334,7 +334,7 @@ impl Child {
         for (pipe, buf) in pipes.iter().zip(bufs.iter_mut()) {
             if let Some(fd) = pipe {
                 set_nonblocking(fd)?;
-                while read_some(fd, buf)? > 0 {}
+                while read_output(fd, buf)? > 0 {}
             }
         }
         let mut outcome = outcome.expect("loop ends with an outcome");
@@ -486,7 +486,9 @@ fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> Result<Vec<bool>> {
         .collect())
 }
 
-fn read_some(fd: &OwnedFd, buf: &mut Vec<u8>) -> Result<usize> {
+/// Read what is there (up to 64 KiB) into `buf`; 0 at the end or, on a non-blocking
+/// descriptor, when nothing is there. (Also the warm mode's, `warm.rs`.)
+pub(crate) fn read_some(fd: &OwnedFd, buf: &mut Vec<u8>) -> std::result::Result<usize, Errno> {
     let mut chunk = [0u8; 65536];
     loop {
         match nix::unistd::read(fd, &mut chunk) {
@@ -496,9 +498,14 @@ fn read_some(fd: &OwnedFd, buf: &mut Vec<u8>) -> Result<usize> {
             }
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => return Ok(0),
-            Err(e) => return Err(Error::io("read the sandbox's output", e)),
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// [`read_some`] with the error a caller of `Child` sees.
+fn read_output(fd: &OwnedFd, buf: &mut Vec<u8>) -> Result<usize> {
+    read_some(fd, buf).map_err(|e| Error::io("read the sandbox's output", e))
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> Result<()> {

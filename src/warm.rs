@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use crate::child::{Child, Outcome, Usage};
+use crate::child::{Child, Outcome, Usage, read_some};
 use crate::command::{Command, Stdio};
 use crate::error::{ConfigError, Error, Result, Stage};
 use crate::fs::{FsPlan, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, Step};
@@ -774,22 +774,6 @@ fn collect(
     }
     let [out, err] = bufs;
     Ok((reply, out, err))
-}
-
-/// Read what is there (up to 64 KiB) into `buf`; 0 at the end or when nothing is there.
-fn read_some(fd: &OwnedFd, buf: &mut Vec<u8>) -> Result<usize, Errno> {
-    let mut chunk = [0u8; 65536];
-    loop {
-        match nix::unistd::read(fd, &mut chunk) {
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Ok(n);
-            }
-            Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => return Ok(0),
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// Whether the compiled profile allows every system call the zygote and a run's setup make

@@ -17,7 +17,7 @@ use ::tokio::net::unix::pipe;
 use nix::errno::Errno;
 
 use super::{Child, Outcome, poll_readable};
-use crate::command::{Command, Stdio};
+use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::probe::Report;
 use crate::sandbox::Sandbox;
@@ -158,17 +158,9 @@ impl Sandbox {
     ///
     /// Outside a Tokio runtime with its IO and time drivers enabled.
     pub async fn output_async(&self, cmd: &Command) -> Result<Outcome> {
-        let mut cmd = cmd.clone();
-        if matches!(cmd.stdin, Stdio::Inherit) {
-            cmd.stdin(Stdio::Null);
-        }
-        if matches!(cmd.stdout, Stdio::Inherit) {
-            cmd.stdout(Stdio::Piped);
-        }
-        if matches!(cmd.stderr, Stdio::Inherit) {
-            cmd.stderr(Stdio::Piped);
-        }
-        self.spawn_async(&cmd)?.wait_with_output().await
+        self.spawn_async(&crate::sandbox::for_output(cmd))?
+            .wait_with_output()
+            .await
     }
 }
 
