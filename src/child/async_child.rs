@@ -75,7 +75,7 @@ pub struct AsyncChild {
     // Declared before `inner`, so that the pidfd leaves the reactor before it is closed.
     ready: AsyncFd<RawFd>,
     inner: Child,
-    /// The write end of the program's stdin, when it was [`Stdio::Piped`].
+    /// The write end of the program's stdin, when it was [`Stdio::Piped`](crate::Stdio::Piped).
     pub stdin: Option<pipe::Sender>,
     /// The read end of the program's stdout, when piped.
     pub stdout: Option<pipe::Receiver>,
