@@ -177,8 +177,15 @@ fn foreground_named_run_is_listed_while_it_runs_root() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
+    // The record is listed from the moment the name is claimed, before the sandbox has a pid
+    // (`-` in the PID column); `exec` needs the pid, so wait for that.
     assert!(wait_until(Duration::from_secs(10), || {
-        String::from_utf8_lossy(&st.run(&["ps"]).stdout).contains("fg ")
+        String::from_utf8_lossy(&st.run(&["ps"]).stdout)
+            .lines()
+            .any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.len() > 1 && cols[0] == "fg" && cols[1].parse::<u32>().is_ok()
+            })
     }));
     let o = st.run(&["exec", "fg", "--", "hostname"]);
     assert!(o.status.success(), "{}", text(&o));
