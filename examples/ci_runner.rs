@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ringfence::{Command, Layer, Pod, Sandbox, Stdio};
+use ringfence::{Command, Layer, Pod, Sandbox, Size, Stdio};
 
 /// A key-value service on 127.0.0.1:6380: `SET k v`, `GET k`, one command per connection.
 const SERVICE: &str = r#"
@@ -72,7 +72,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let pod = Pod::new()
         .hostname("ci")
-        .memory_limit(512 << 20)
+        .memory_limit(Size::mib(512))
         .pids_limit(256)
         .cgroups_best_effort()
         .spawn()?;

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ringfence::{Action, Command, Layer, Outcome, Profile, Rlimit, Sandbox, Stdio};
+use ringfence::{Action, Command, Layer, Outcome, Profile, Rlimit, Sandbox, Size, Stdio};
 
 /// Does its job (the three most frequent words of its input), then tries what a hostile
 /// plugin would: open a socket, start a process, read a secret.
@@ -95,7 +95,7 @@ fn plugin_sandbox(plugins: &Path) -> Sandbox {
         .chdir("/tmp")
         .seccomp(plugin_profile())
         .timeout(Duration::from_secs(2))
-        .memory_limit(64 << 20)
+        .memory_limit(Size::mib(64))
         .memory_swap(0)
         .pids_limit(16)
         // Without permission to create cgroups, run without them; the report says so.

@@ -208,11 +208,11 @@ impl Child {
 
     /// Send a signal to the sandbox's first process. In a new pid namespace the init forwards
     /// SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH to the program.
-    pub fn signal(&self, signum: i32) -> Result<()> {
+    pub fn signal(&self, signal: crate::Signal) -> Result<()> {
         if self.outcome.is_some() {
             return Ok(());
         }
-        pidfd_kill(&self.pidfd, signum).map_err(|e| Error::io("signal the sandbox", e))
+        pidfd_kill(&self.pidfd, signal as i32).map_err(|e| Error::io("signal the sandbox", e))
     }
 
     /// Kill the whole sandbox with `SIGKILL`: with cgroup limits every process in its cgroup

@@ -17,7 +17,9 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{ConfigError, Error, Result};
 
-/// A size in bytes, for tmpfs mounts.
+/// A size in bytes: of a tmpfs ([`Sandbox::mount_tmpfs_sized`](crate::Sandbox::mount_tmpfs_sized)),
+/// of a memory limit ([`Sandbox::memory_limit`](crate::Sandbox::memory_limit)). Built with
+/// [`Size::mib`] and its siblings, or from a plain number of bytes (`u64`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Size(pub u64);
 
@@ -37,6 +39,19 @@ impl Size {
     /// `n` GiB.
     pub const fn gib(n: u64) -> Size {
         Size(n << 30)
+    }
+}
+
+impl From<u64> for Size {
+    /// `n` bytes.
+    fn from(n: u64) -> Size {
+        Size(n)
+    }
+}
+
+impl From<Size> for u64 {
+    fn from(s: Size) -> u64 {
+        s.0
     }
 }
 

@@ -153,6 +153,8 @@ pub use crate::supervise::Violation;
 pub use crate::warm::{Prepared, RunOptions, Warm, WarmError, WarmOptions};
 /// The errno type carried by [`Error`] (re-exported so callers need no `nix` dependency).
 pub use nix::errno::Errno;
+/// A signal, for [`Child::signal`] (re-exported so callers need no `nix` dependency).
+pub use nix::sys::signal::Signal;
 
 // The README's examples are compiled and run with the doc tests.
 #[cfg(doctest)]

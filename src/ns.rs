@@ -94,7 +94,18 @@ impl fmt::Display for Namespace {
 pub(crate) const CLONE_NEWTIME: libc::c_int = 0x80;
 
 /// The network a sandbox gets.
-#[derive(Clone, Debug, Default)]
+///
+/// ```no_run
+/// use ringfence::{Net, Sandbox};
+/// use std::os::fd::OwnedFd;
+///
+/// let host = Sandbox::new().net(Net::Host);
+/// let fresh = Sandbox::new().net(Net::New);
+/// let fd: OwnedFd = std::fs::File::open("/run/netns/ci")?.into();
+/// let joined = Sandbox::new().net(Net::Join(fd));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Default)]
 pub enum Net {
     /// The host's network namespace: everything the caller can reach (the default).
     #[default]
@@ -103,14 +114,35 @@ pub enum Net {
     New,
     /// An existing network namespace, e.g. `File::open("/proc/PID/ns/net")` or a bind-mounted
     /// namespace file such as `/run/netns/NAME`. The descriptor is checked when the sandbox is
-    /// spawned; joining needs `CAP_SYS_ADMIN` over that namespace.
-    Join(Arc<OwnedFd>),
+    /// spawned; joining needs `CAP_SYS_ADMIN` over that namespace. The sandbox keeps it (shared
+    /// by its clones) and closes it when the last of them is dropped.
+    Join(OwnedFd),
 }
 
 impl Net {
-    /// Join the network namespace behind `fd`.
+    /// Join the network namespace behind `fd` (any descriptor type: a `File`, an `OwnedFd`).
     pub fn join(fd: impl Into<OwnedFd>) -> Net {
-        Net::Join(Arc::new(fd.into()))
+        Net::Join(fd.into())
+    }
+}
+
+/// The network choice as a sandbox keeps it: [`Net`] with a shared descriptor, so that the
+/// sandbox stays `Clone`.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum NetChoice {
+    #[default]
+    Host,
+    New,
+    Join(Arc<OwnedFd>),
+}
+
+impl From<Net> for NetChoice {
+    fn from(net: Net) -> NetChoice {
+        match net {
+            Net::Host => NetChoice::Host,
+            Net::New => NetChoice::New,
+            Net::Join(fd) => NetChoice::Join(Arc::new(fd)),
+        }
     }
 }
 

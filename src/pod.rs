@@ -21,7 +21,7 @@ use crate::cgroup::{CgroupConfig, CgroupUsage, Cpu, SandboxCgroup};
 use crate::child::Child;
 use crate::error::{Error, Result};
 use crate::join::{JoinProblem, JoinSpec, PodLink};
-use crate::ns::{Namespace, Net};
+use crate::ns::{Namespace, Net, NetChoice};
 use crate::probe::{Enforcement, Layer, Report};
 use crate::sandbox::Sandbox;
 use crate::seccomp::Profile;
@@ -44,7 +44,7 @@ use crate::seccomp::Profile;
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct Pod {
-    net: Net,
+    net: NetChoice,
     hostname: Option<OsString>,
     pid_ns: bool,
     cgroup: CgroupConfig,
@@ -62,7 +62,7 @@ impl Pod {
     /// namespace where the caller needs one, and no limits.
     pub fn new() -> Pod {
         Pod {
-            net: Net::New,
+            net: NetChoice::New,
             hostname: None,
             pid_ns: false,
             cgroup: CgroupConfig::default(),
@@ -73,7 +73,7 @@ impl Pod {
     /// The members' network: [`Net::New`] (the default), or [`Net::Join`] an existing one.
     /// [`Net::Host`] shares the host's network with every member.
     pub fn net(mut self, net: Net) -> Pod {
-        self.net = net;
+        self.net = net.into();
         self
     }
 
@@ -97,14 +97,14 @@ impl Pod {
     }
 
     /// Memory limit of the whole pod: the sum of its members' memory.
-    pub fn memory_limit(mut self, bytes: u64) -> Pod {
-        self.cgroup.memory = Some(bytes);
+    pub fn memory_limit(mut self, limit: impl Into<crate::Size>) -> Pod {
+        self.cgroup.memory = Some(limit.into().0);
         self
     }
 
     /// Memory plus swap limit of the whole pod (see [`Sandbox::memory_swap`]).
-    pub fn memory_swap(mut self, bytes: u64) -> Pod {
-        self.cgroup.swap = Some(bytes);
+    pub fn memory_swap(mut self, swap: impl Into<crate::Size>) -> Pod {
+        self.cgroup.swap = Some(swap.into().0);
         self
     }
 
@@ -137,7 +137,7 @@ impl Pod {
         let mut holder = Sandbox::new()
             .ipc_ns()
             .uts_ns()
-            .net(self.net.clone())
+            .net_choice(self.net.clone())
             // The holder runs none of the members' code: it needs no filter.
             .seccomp(Profile::unconfined());
         if self.pid_ns {

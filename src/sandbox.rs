@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::fs::{FsConfig, FsOp, PreparedFs, Root, Size};
 use crate::join::{JoinProblem, JoinSpec};
 use crate::landlock::{Landlock, PreparedLandlock};
-use crate::ns::{Namespace, Net, TimeOffsets, UserNs};
+use crate::ns::{Namespace, Net, NetChoice, TimeOffsets, UserNs};
 use crate::probe::Compat;
 use crate::rlimit::Rlimit;
 use crate::seccomp::{CompiledProfile, Profile};
@@ -50,7 +50,7 @@ use std::sync::{Arc, Mutex};
 pub struct Sandbox {
     pub(crate) ns: [Option<Compat>; Namespace::ALL.len()],
     pub(crate) user_ns: Option<UserNs>,
-    pub(crate) net: Net,
+    pub(crate) net: NetChoice,
     pub(crate) hostname: Option<OsString>,
     pub(crate) time_offsets: Option<TimeOffsets>,
     pub(crate) uid: Option<u32>,
@@ -111,7 +111,7 @@ impl Sandbox {
         Sandbox {
             ns: [None; Namespace::ALL.len()],
             user_ns: None,
-            net: Net::Host,
+            net: NetChoice::Host,
             hostname: None,
             time_offsets: None,
             uid: None,
@@ -175,18 +175,19 @@ impl Sandbox {
         self
     }
 
-    /// Limit memory (bytes); a sandbox that needs more is OOM-killed
+    /// Limit memory, e.g. `Size::mib(256)` (or a number of bytes); a sandbox that needs more
+    /// is OOM-killed
     /// ([`Outcome::oom_killed`](crate::Outcome::oom_killed)). The cgroup is reused by later
     /// spawns as [`Sandbox::cpu_quota`] says: page cache a run leaves charged to it counts
     /// in the next run's peak (and under its limit) until the kernel reclaims it.
-    pub fn memory_limit(mut self, bytes: u64) -> Sandbox {
-        self.cgroup.memory = Some(bytes);
+    pub fn memory_limit(mut self, limit: impl Into<Size>) -> Sandbox {
+        self.cgroup.memory = Some(limit.into().0);
         self
     }
 
-    /// Allow this much swap (bytes) on top of the memory limit; 0 forbids swapping.
-    pub fn memory_swap(mut self, bytes: u64) -> Sandbox {
-        self.cgroup.swap = Some(bytes);
+    /// Allow this much swap on top of the memory limit; `Size::bytes(0)` forbids swapping.
+    pub fn memory_swap(mut self, swap: impl Into<Size>) -> Sandbox {
+        self.cgroup.swap = Some(swap.into().0);
         self
     }
 
@@ -323,7 +324,7 @@ impl Sandbox {
             .unshare_all()
             .hostname("sandbox")
             .host_system_ro()
-            .mount_tmpfs("/tmp", Size::mib(64))
+            .mount_tmpfs("/tmp")
             .mount_proc()
             .mount_dev()
     }
@@ -401,11 +402,28 @@ impl Sandbox {
         self.with_fs(FsOp::HostSystem)
     }
 
-    /// A private tmpfs of at most `size` at `dst` (mode 1777, nosuid, nodev).
-    pub fn mount_tmpfs(self, dst: impl AsRef<std::path::Path>, size: Size) -> Sandbox {
+    /// A private, empty tmpfs at `dst` (mode 1777, nosuid, nodev) of at most
+    /// [`Sandbox::TMPFS_SIZE`] (64 MiB), like systemd's `PrivateTmp`:
+    /// `.mount_tmpfs("/tmp")`. [`Sandbox::mount_tmpfs_sized`] sets another size. What is
+    /// written there is memory charged to the sandbox's cgroup, if it has one, and is gone
+    /// when the sandbox ends.
+    pub fn mount_tmpfs(self, dst: impl AsRef<std::path::Path>) -> Sandbox {
+        self.mount_tmpfs_sized(dst, Sandbox::TMPFS_SIZE)
+    }
+
+    /// The size of a tmpfs mounted with [`Sandbox::mount_tmpfs`]: 64 MiB.
+    pub const TMPFS_SIZE: Size = Size::mib(64);
+
+    /// A private tmpfs of at most `size` at `dst` (mode 1777, nosuid, nodev), e.g.
+    /// `.mount_tmpfs_sized("/tmp", Size::gib(1))`.
+    pub fn mount_tmpfs_sized(
+        self,
+        dst: impl AsRef<std::path::Path>,
+        size: impl Into<Size>,
+    ) -> Sandbox {
         self.with_fs(FsOp::Tmpfs {
             dst: dst.as_ref().into(),
-            size,
+            size: size.into(),
             inodes: None,
             mode: 0o1777,
         })
@@ -415,12 +433,12 @@ impl Sandbox {
     pub fn mount_tmpfs_limited(
         self,
         dst: impl AsRef<std::path::Path>,
-        size: Size,
+        size: impl Into<Size>,
         inodes: u64,
     ) -> Sandbox {
         self.with_fs(FsOp::Tmpfs {
             dst: dst.as_ref().into(),
-            size,
+            size: size.into(),
             inodes: Some(inodes),
             mode: 0o1777,
         })
@@ -582,9 +600,13 @@ impl Sandbox {
 
     /// The network: the host's ([`Net::Host`], the default), a new one with only `lo`
     /// ([`Net::New`]), or an existing namespace ([`Net::Join`]).
-    pub fn net(mut self, net: Net) -> Sandbox {
+    pub fn net(self, net: Net) -> Sandbox {
+        self.net_choice(net.into())
+    }
+
+    pub(crate) fn net_choice(mut self, net: NetChoice) -> Sandbox {
         self.ns[Namespace::Net.index()] = None;
-        if matches!(net, Net::New) {
+        if matches!(net, NetChoice::New) {
             self = self.with_ns(Namespace::Net);
         }
         self.net = net;
@@ -735,7 +757,7 @@ impl Sandbox {
         mut self,
         spec: std::result::Result<JoinSpec, JoinProblem>,
     ) -> Sandbox {
-        self.net = Net::Host;
+        self.net = NetChoice::Host;
         self.hostname = None;
         for ns in [Namespace::Net, Namespace::Ipc, Namespace::Uts] {
             self.ns[ns.index()] = None;
@@ -758,7 +780,7 @@ impl Sandbox {
         Sandbox {
             ns: [None; Namespace::ALL.len()],
             user_ns: None,
-            net: Net::Host,
+            net: NetChoice::Host,
             hostname: None,
             time_offsets: None,
             uid: self.uid,

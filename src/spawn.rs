@@ -29,7 +29,7 @@ use crate::child::Child;
 use crate::command::{Command, Stdio};
 use crate::error::{ConfigError, Error, Result, Stage};
 use crate::fs::FsPlan;
-use crate::ns::{Namespace, Net, check_netns};
+use crate::ns::{Namespace, NetChoice, check_netns};
 use crate::probe::{Compat, Enforcement, HostInfo, Layer, Report, Unavailable, probe};
 use crate::sandbox::Sandbox;
 
@@ -160,7 +160,7 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
     // Without CAP_SYS_ADMIN every namespace needs a user namespace to own it.
     let need_user = explicit_user || (any_other && !host.privileged);
 
-    if let Net::Join(_) = sb.net {
+    if let NetChoice::Join(_) = sb.net {
         if explicit_user && host.privileged {
             return Err(ConfigError::Conflict {
                 what: "Net::Join cannot be combined with a new user namespace: the sandbox would hold no capability over the joined network namespace, so joining it would fail; drop .user_ns(..) (root needs none)",
@@ -294,7 +294,10 @@ fn decide_join(sb: &Sandbox, spec: &crate::join::JoinSpec) -> Result<Decision> {
                     "join (exec) enters the namespaces and filesystem view of the running sandbox: drop the namespace and filesystem options (they would create new ones)",
                 );
             }
-            if sb.hostname.is_some() || !matches!(sb.net, Net::Host) || sb.time_offsets.is_some() {
+            if sb.hostname.is_some()
+                || !matches!(sb.net, NetChoice::Host)
+                || sb.time_offsets.is_some()
+            {
                 return conflict(
                     "join (exec) enters the running sandbox's network, hostname and clock: drop .net(..), .hostname(..) and .time_offsets(..)",
                 );
@@ -306,7 +309,7 @@ fn decide_join(sb: &Sandbox, spec: &crate::join::JoinSpec) -> Result<Decision> {
             }
         }
         Some(pod) => {
-            if !matches!(sb.net, Net::Host)
+            if !matches!(sb.net, NetChoice::Host)
                 || sb.hostname.is_some()
                 || requested(Namespace::Net)
                 || requested(Namespace::Ipc)
@@ -665,7 +668,7 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
             },
         ));
     }
-    if let Net::Join(fd) = &sb.net {
+    if let NetChoice::Join(fd) = &sb.net {
         check_netns(fd)?;
     }
 
@@ -722,7 +725,7 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
     let mut keep: Vec<RawFd> = pass.iter().map(|(_, t)| *t).collect();
     keep.sort_unstable();
     let join_net = match &sb.net {
-        Net::Join(fd) => Some(dup_above(fd, floor)?),
+        NetChoice::Join(fd) => Some(dup_above(fd, floor)?),
         _ => None,
     };
     // A pod member's cgroup goes below the pod's.

@@ -20,7 +20,7 @@ use crate::inside::zygote::{
     REPLY_RAN, REPLY_RESET_FAILED, REPLY_SETUP, REQUEST_MAGIC, Reply, Request, STACK_SIZE,
     WireRlimit, ZygotePlan,
 };
-use crate::ns::{Namespace, Net};
+use crate::ns::{Namespace, NetChoice};
 use crate::probe::{Layer, Report};
 use crate::rlimit::Rlimit;
 use crate::sandbox::Sandbox;
@@ -125,7 +125,7 @@ impl Prepared {
         if let Some((r, ..)) = sb.rlimits.iter().find(|(_, soft, hard)| soft > hard) {
             return Err(ConfigError::InvalidRlimit { resource: r.name() }.into());
         }
-        if let Net::Join(fd) = &sb.net {
+        if let NetChoice::Join(fd) = &sb.net {
             crate::ns::check_netns(fd)?;
         }
         // Done now and kept in the sandbox's cache (shared by its clones) for every spawn.
@@ -934,7 +934,7 @@ mod tests {
     #[test]
     fn reset_steps_cover_tmpfs_and_what_was_put_in_it() {
         let sb = Sandbox::new()
-            .mount_tmpfs("/tmp", crate::Size::mib(1))
+            .mount_tmpfs_sized("/tmp", crate::Size::mib(1))
             .mkdir("/tmp/a")
             .write_file("/tmp/a/f", "x")
             .mkdir("/etc2")
@@ -955,7 +955,7 @@ mod tests {
             ]
         );
         let sb = Sandbox::new()
-            .mount_tmpfs("/tmp", crate::Size::mib(1))
+            .mount_tmpfs_sized("/tmp", crate::Size::mib(1))
             .bind_ro("/usr", "/tmp/usr");
         let plan = sb.fs.prepare(None).unwrap();
         assert!(matches!(

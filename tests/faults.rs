@@ -229,7 +229,7 @@ fn describe(pid: i32) -> String {
 fn spawner() {
     let mut sb = isolated();
     for i in 0..20 {
-        sb = sb.mount_tmpfs(format!("/tmp/m{i}"), Size::mib(1));
+        sb = sb.mount_tmpfs_sized(format!("/tmp/m{i}"), Size::mib(1));
     }
     if common::is_root() {
         sb = sb.pids_limit(16).memory_limit(128 << 20);
@@ -319,7 +319,7 @@ fn a_full_tmp_gives_enospc() {
         return common::skip("needs root or user namespaces");
     }
     let out = isolated()
-        .mount_tmpfs("/tmp", Size::mib(2))
+        .mount_tmpfs_sized("/tmp", Size::mib(2))
         .output(&rf_at(true, &["attack", "fill", "/tmp/f"]))
         .unwrap();
     assert!(out.success(), "{:?}", out.status);

@@ -77,7 +77,7 @@ fn check_isolated_view() {
     if !capable() {
         return common::skip("needs root or user namespaces");
     }
-    let sb = Sandbox::isolated().mount_tmpfs("/tmp", Size::mib(1));
+    let sb = Sandbox::isolated().mount_tmpfs_sized("/tmp", Size::mib(1));
     // Read-only system directories.
     let out = run(
         &sb,
@@ -217,7 +217,7 @@ fn symlink_attack() {
     // Through "/etc" and "../..": resolved inside the new root, where the mounts land.
     let sb = Sandbox::isolated()
         .bind_rw(&work.0, "/job")
-        .mount_tmpfs(format!("/job/etc/{marker}"), Size::mib(1))
+        .mount_tmpfs_sized(format!("/job/etc/{marker}"), Size::mib(1))
         .mkdir(format!("/job/up/{marker}/sub"));
     let out = run(
         &sb,
@@ -236,7 +236,7 @@ fn symlink_attack() {
     // spawn fails, naming the step.
     let e = Sandbox::isolated()
         .bind_rw(&work.0, "/job")
-        .mount_tmpfs(format!("/job/host/{marker}"), Size::mib(1))
+        .mount_tmpfs_sized(format!("/job/host/{marker}"), Size::mib(1))
         .spawn(&sh("true"))
         .expect_err("the destination does not exist inside the new root");
     assert!(matches!(e, Error::Mount { .. }), "{e}");
@@ -333,7 +333,7 @@ fn rootfs_binds_a_directory_read_only() {
         &Sandbox::new()
             .unshare_all()
             .rootfs("/")
-            .mount_tmpfs("/tmp", Size::mib(1)),
+            .mount_tmpfs_sized("/tmp", Size::mib(1)),
         "touch /ringfence-x 2>&1; test -e /etc/hostname && echo host-root",
     );
     let o = text(&out.stdout);
@@ -391,12 +391,12 @@ fn bad_filesystem_input() {
         matches!(e, Error::Config(ConfigError::InvalidPath { .. })),
         "{e}"
     );
-    let e = refused(Sandbox::new().mount_tmpfs("/tmp", Size::bytes(0)));
+    let e = refused(Sandbox::new().mount_tmpfs_sized("/tmp", Size::bytes(0)));
     assert!(
         matches!(e, Error::Config(ConfigError::InvalidSize { .. })),
         "{e}"
     );
-    let e = refused(Sandbox::new().mount_tmpfs("tmp", Size::mib(1)));
+    let e = refused(Sandbox::new().mount_tmpfs_sized("tmp", Size::mib(1)));
     assert!(
         matches!(e, Error::Config(ConfigError::InvalidPath { .. })),
         "{e}"

@@ -78,7 +78,7 @@ fn init_forwards_sigterm_to_the_program() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
-    child.signal(libc::SIGTERM).unwrap();
+    child.signal(ringfence::Signal::SIGTERM).unwrap();
     assert_eq!(
         lines.next().unwrap().unwrap(),
         format!("got={}", libc::SIGTERM)

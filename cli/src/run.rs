@@ -201,7 +201,7 @@ pub struct RunArgs {
     dev_bind: Vec<PathBuf>,
 
     /// A private tmpfs at DST of at most SIZE bytes (default 64M; K, M, G, T suffixes), e.g.
-    /// `/tmp:1G` [Sandbox::mount_tmpfs].
+    /// `/tmp:1G` [Sandbox::mount_tmpfs_sized].
     #[arg(long, value_name = "DST[:SIZE]", value_parser = |s: &str| parse::tmpfs(OsStr::new(s)), action = ArgAction::Append, help_heading = FS)]
     tmpfs: Vec<TmpfsArg>,
 
@@ -903,7 +903,7 @@ fn filesystem(mut sb: Sandbox, a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, F
             FsArg::RoBindTry(src, dst) => sb.bind_ro_try(src, dst),
             FsArg::Bind(src, dst) => sb.bind_rw(src, dst),
             FsArg::DevBind(src, dst) => sb.bind_dev(src, dst),
-            FsArg::Tmpfs(t) => sb.mount_tmpfs(&t.dst, t.size),
+            FsArg::Tmpfs(t) => sb.mount_tmpfs_sized(&t.dst, t.size),
             FsArg::Proc => sb.mount_proc(),
             FsArg::Dev => sb.mount_dev(),
             FsArg::Dir(d) => sb.mkdir(d),

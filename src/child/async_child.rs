@@ -191,8 +191,8 @@ impl AsyncChild {
     }
 
     /// Send a signal to the sandbox's first process (see [`Child::signal`]).
-    pub fn signal(&self, signum: i32) -> Result<()> {
-        self.inner.signal(signum)
+    pub fn signal(&self, signal: crate::Signal) -> Result<()> {
+        self.inner.signal(signal)
     }
 
     /// Kill the whole sandbox with `SIGKILL` (see [`Child::kill`]) without waiting for its

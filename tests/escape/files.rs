@@ -160,7 +160,7 @@ attack! {
 
         // Mounting, making a directory, writing a file through the link: refused, naming the step.
         for sb in [
-            isolated().bind_rw(&work.0, "/job").mount_tmpfs("/job/escape/m", Size::mib(1)),
+            isolated().bind_rw(&work.0, "/job").mount_tmpfs_sized("/job/escape/m", Size::mib(1)),
             isolated().bind_rw(&work.0, "/job").mkdir("/job/escape/d"),
             isolated().bind_rw(&work.0, "/job").write_file("/job/escape/f", "x"),
             isolated().bind_rw(&work.0, "/job").bind_ro("/etc/hostname", "/job/escape/b"),
@@ -198,7 +198,7 @@ attack! {
         for i in 0..40 {
             let sb = isolated()
                 .bind_rw(&work.0, "/job")
-                .mount_tmpfs(format!("/job/flip/m{i}"), Size::mib(1))
+                .mount_tmpfs_sized(format!("/job/flip/m{i}"), Size::mib(1))
                 .mkdir(format!("/job/flip/d{i}"))
                 .write_file(format!("/job/flip/f{i}"), "x");
             match sb.spawn(&crate::rf_in(&["sleep", "0"])) {
