@@ -12,6 +12,7 @@ mod probe;
 mod profile;
 mod run;
 mod signals;
+mod state;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 

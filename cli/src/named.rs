@@ -1,17 +1,23 @@
 //! Named sandboxes and pods: `run --name/--detach`, `ps`, `kill`, `exec`, `pod create|rm|ls`
 //! and `run --pod`.
 //!
-//! State lives in one JSON file per sandbox or pod under `$RINGFENCE_STATE_DIR`, else
-//! `/run/ringfence` for root, else `$XDG_RUNTIME_DIR/ringfence`. A record names the process
-//! that holds the sandbox's handle (ringfence itself, or the monitor a `--detach` leaves
-//! behind) and the sandbox's first process, each with its start time, so that a pid reused
-//! after a crash is never taken for the sandbox; records of processes that are gone are
-//! removed when found. The holder of the handle removes its record when the sandbox ends.
+//! State lives in one JSON file per sandbox or pod in the state directory (see [`crate::state`]
+//! for where it is and how it is checked). A record names the process that holds the
+//! sandbox's handle (ringfence itself, or the monitor a `--detach` leaves behind) and the
+//! sandbox's first process, each with its start time, so that a pid reused after a crash is
+//! never taken for the sandbox; records of processes that are gone are removed when found. The
+//! holder of the handle removes its record when the sandbox ends.
+//!
+//! Records are input, not authority. Before any signal or join, the holder must still be the
+//! recorded process (start time), run as this user and run this ringfence binary, and the
+//! sandbox's process must be its child. A record holds only the flags that restrict (never the
+//! environment), and `exec` compares what they allow with what the kernel shows of the running
+//! sandbox's program (seccomp filter, bounding set, uid): a record asking for less is refused.
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
@@ -20,6 +26,7 @@ use serde_json::{Value, json};
 
 use crate::failure::{EXIT_FAILURE, Failure};
 use crate::parse;
+use crate::state::{Dir, euid};
 
 /// What a state record describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,24 +46,14 @@ impl Kind {
     }
 }
 
-/// Where the records live.
-pub fn state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("RINGFENCE_STATE_DIR") {
-        return PathBuf::from(d);
-    }
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return PathBuf::from("/run/ringfence");
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) => Path::new(&d).join("ringfence"),
-        // SAFETY: geteuid cannot fail.
-        None => std::env::temp_dir().join(format!("ringfence-{}", unsafe { libc::geteuid() })),
-    }
+/// The checked directory of the records of `kind` (created if `create`); `None` if there is
+/// none yet.
+fn records(kind: Kind, create: bool) -> Result<Option<Dir>, Failure> {
+    Dir::open(kind.dir(), create)
 }
 
-fn record_path(kind: Kind, name: &str) -> PathBuf {
-    state_dir().join(kind.dir()).join(format!("{name}.json"))
+fn file_name(name: &str) -> String {
+    format!("{name}.json")
 }
 
 /// A name must be usable as a file name and in a shell: letters, digits, `.`, `_`, `-`.
@@ -87,89 +84,150 @@ fn start_time(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// The real and effective uid of `pid`.
+fn uids(pid: u32) -> Option<(u32, u32)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    let mut ids = line.split_whitespace().map(|v| v.parse::<u32>().ok());
+    Some((ids.next()??, ids.next()??))
+}
+
+/// The parent of `pid`.
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Whether `pid` runs the same ringfence binary as this process.
+fn runs_this_binary(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(format!("/proc/{pid}/exe")),
+        std::fs::metadata("/proc/self/exe"),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 /// Whether the process recorded as (`pid`, `start`) is still that process.
 fn same_process(rec: &Value, pid_key: &str, start_key: &str) -> bool {
     let (Some(pid), Some(start)) = (rec[pid_key].as_u64(), rec[start_key].as_u64()) else {
         return false;
     };
-    start_time(pid as u32) == Some(start)
+    u32::try_from(pid).is_ok_and(|pid| start_time(pid) == Some(start))
 }
 
+/// Whether the record's holder (the process that keeps the sandbox or pod) still runs, and is
+/// a ringfence of this user: the recorded start time, the owner and the binary all match.
+/// Records are input that is checked, not trusted: nothing is signalled or joined on the word
+/// of a record alone.
 fn live(rec: &Value) -> bool {
+    let Some(monitor) = rec["monitor"].as_u64().and_then(|p| u32::try_from(p).ok()) else {
+        return false;
+    };
     same_process(rec, "monitor", "monitor_start")
+        && uids(monitor) == Some((euid(), euid()))
+        && (monitor == std::process::id() || runs_this_binary(monitor))
+}
+
+/// The sandbox's (or pod's) first process, checked: the recorded process (start time) and a
+/// child of the record's live holder. Its pid is returned.
+fn checked_pid(rec: &Value) -> Result<u32, Failure> {
+    let pid = rec["pid"]
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+        .ok_or_else(|| anyhow!("the sandbox has not started yet"))?;
+    if !live(rec) || !same_process(rec, "pid", "pid_start") {
+        return Err(anyhow!("the sandbox {} has ended", rec["name"]).into());
+    }
+    if parent(pid).map(u64::from) != rec["monitor"].as_u64() {
+        return Err(anyhow!(
+            "refusing the record of {}: process {pid} is not a sandbox started by its ringfence process",
+            rec["name"]
+        )
+        .into());
+    }
+    Ok(pid)
+}
+
+fn what(kind: Kind) -> (&'static str, &'static str) {
+    match kind {
+        Kind::Sandbox => ("sandbox", "ringfence ps"),
+        Kind::Pod => ("pod", "ringfence pod ls"),
+    }
 }
 
 /// Read a record; a record whose holder is gone is removed and reported as missing.
 pub fn load(kind: Kind, name: &str) -> Result<Value, Failure> {
     check_name(name)?;
-    let path = record_path(kind, name);
-    let what = match kind {
-        Kind::Sandbox => "sandbox",
-        Kind::Pod => "pod",
+    let (what, list) = what(kind);
+    let missing = || anyhow!("no {what} named {name:?} is running ({list} lists them)");
+    let Some(dir) = records(kind, false)? else {
+        return Err(missing().into());
     };
-    let list = match kind {
-        Kind::Sandbox => "ringfence ps",
-        Kind::Pod => "ringfence pod ls",
+    let file = file_name(name);
+    let Some(text) = dir.read(&file)? else {
+        return Err(missing().into());
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(anyhow!("no {what} named {name:?} is running ({list} lists them)").into());
-        }
-        Err(e) => {
-            return Err(anyhow!(e)
-                .context(format!("cannot read {}", path.display()))
-                .into());
-        }
-    };
-    let rec: Value = serde_json::from_str(&text)
-        .with_context(|| format!("the state file {} is damaged", path.display()))?;
+    let rec: Value = serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "the state file {} is damaged",
+            dir.path().join(&file).display()
+        )
+    })?;
     if !live(&rec) {
-        let _ = std::fs::remove_file(&path);
+        dir.remove(&file);
         return Err(anyhow!("the {what} {name:?} has ended (its stale record was removed; {list} lists the running ones)").into());
     }
     Ok(rec)
 }
 
-/// Every live record of `kind`, by name; stale ones are removed.
-fn list(kind: Kind) -> Vec<(String, Value)> {
-    let dir = state_dir().join(kind.dir());
+/// Every live record of `kind`, by name; stale ones are removed, untrusted ones skipped.
+fn list(kind: Kind) -> Result<Vec<(String, Value)>, Failure> {
+    let Some(dir) = records(kind, false)? else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
-    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let path = e.path();
-        let Some(name) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".json"))
-            .map(str::to_owned)
-        else {
+    for file in dir.names() {
+        let Some(name) = file.strip_suffix(".json").map(str::to_owned) else {
             continue;
         };
-        let rec: Option<Value> = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
+        if check_name(&name).is_err() {
+            continue;
+        }
+        let rec: Option<Value> = match dir.read(&file) {
+            Ok(text) => text.and_then(|t| serde_json::from_slice(&t).ok()),
+            Err(f) => {
+                eprintln!("ringfence: warning: {f}");
+                continue;
+            }
+        };
         match rec {
             Some(rec) if live(&rec) => out.push((name, rec)),
-            _ => {
-                let _ = std::fs::remove_file(&path);
-            }
+            _ => dir.remove(&file),
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    Ok(out)
 }
 
 /// A record owned by this process: written when created, removed when dropped.
-pub struct Record(PathBuf);
+pub struct Record {
+    dir: Dir,
+    file: String,
+}
 
 impl Record {
     /// Claim `name` (failing if a live record holds it) and write `rec` under it.
     pub fn create(kind: Kind, name: &str, mut rec: Value) -> Result<Record, Failure> {
         check_name(name)?;
-        let path = record_path(kind, name);
-        let dir = path.parent().expect("records are in a directory");
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+        let dir = records(kind, true)?.expect("created");
+        let file = file_name(name);
         let me = std::process::id();
         rec["name"] = json!(name);
         rec["monitor"] = json!(me);
@@ -182,24 +240,24 @@ impl Record {
         );
         // Claim the name atomically; a stale record of the same name is replaced.
         for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    f.write_all(format!("{rec}\n").as_bytes())
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    return Ok(Record(path));
-                }
+            match dir.create(&file, format!("{rec}\n").as_bytes()) {
+                Ok(()) => return Ok(Record { dir, file }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if load(kind, name).is_ok() {
-                        return Err(anyhow!("the name {name:?} is in use by a running sandbox or pod; choose another").into());
+                    match load(kind, name) {
+                        Ok(_) => {
+                            return Err(anyhow!("the name {name:?} is in use by a running sandbox or pod; choose another").into());
+                        }
+                        // Not a trusted record: left for the user to look at.
+                        Err(f) if dir.exists(&file) => return Err(f),
+                        Err(_) => {}
                     }
                 }
                 Err(e) => {
                     return Err(anyhow!(e)
-                        .context(format!("cannot create {}", path.display()))
+                        .context(format!(
+                            "cannot create {}",
+                            dir.path().join(&file).display()
+                        ))
                         .into());
                 }
             }
@@ -217,19 +275,19 @@ impl Record {
 
     /// Change the record (atomically replaced, so a reader never sees half of it).
     fn update(&self, change: impl FnOnce(&mut Value)) -> Result<(), Failure> {
-        let text = std::fs::read_to_string(&self.0)?;
-        let mut rec: Value = serde_json::from_str(&text)?;
+        let text = self
+            .dir
+            .read(&self.file)?
+            .ok_or_else(|| anyhow!("the record {} was removed", self.file))?;
+        let mut rec: Value = serde_json::from_slice(&text)?;
         change(&mut rec);
-        let tmp = self.0.with_extension("tmp");
-        std::fs::write(&tmp, format!("{rec}\n"))?;
-        std::fs::rename(&tmp, &self.0)?;
-        Ok(())
+        self.dir.replace(&self.file, format!("{rec}\n").as_bytes())
     }
 }
 
 impl Drop for Record {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        self.dir.remove(&self.file);
     }
 }
 
@@ -338,7 +396,13 @@ fn age(rec: &Value) -> String {
 
 /// Run `ringfence ps`.
 pub fn ps(args: &PsArgs) -> i32 {
-    let rows = list(Kind::Sandbox);
+    let rows = match list(Kind::Sandbox) {
+        Ok(rows) => rows,
+        Err(f) => {
+            eprintln!("{f}");
+            return f.exit_code();
+        }
+    };
     if args.json {
         for (_, rec) in rows {
             println!("{rec}");
@@ -405,11 +469,16 @@ fn signal_number(s: &str) -> Result<i32, Failure> {
 }
 
 /// Send `sig` to the process recorded under `pid_key` through a pidfd (checked to be the
-/// recorded process first).
+/// recorded process first: see [`checked_pid`] and [`live`]).
 fn signal_recorded(rec: &Value, pid_key: &str, start_key: &str, sig: i32) -> Result<(), Failure> {
-    let pid = rec[pid_key]
-        .as_u64()
-        .ok_or_else(|| anyhow!("the record has no {pid_key}"))? as i32;
+    let pid = if pid_key == "pid" {
+        checked_pid(rec)?
+    } else {
+        rec[pid_key]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .ok_or_else(|| anyhow!("the record has no {pid_key}"))?
+    } as i32;
     // SAFETY: pidfd_open with integer arguments.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
@@ -418,7 +487,7 @@ fn signal_recorded(rec: &Value, pid_key: &str, start_key: &str, sig: i32) -> Res
     // SAFETY: a new descriptor owned here.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     // Opened first, checked second: the pidfd then names the recorded process for sure.
-    if !same_process(rec, pid_key, start_key) {
+    if !same_process(rec, pid_key, start_key) || !live(rec) {
         return Err(anyhow!("process {pid} is not the one recorded any more").into());
     }
     // SAFETY: pidfd_send_signal on our descriptor, no siginfo.
@@ -439,10 +508,13 @@ fn signal_recorded(rec: &Value, pid_key: &str, start_key: &str, sig: i32) -> Res
     Ok(())
 }
 
-/// Wait (at most `limit`) until the record at `path` is gone.
-fn wait_gone(path: &Path, limit: Duration) -> bool {
+/// Wait (at most `limit`) until the record of `name` is gone.
+fn wait_gone(kind: Kind, name: &str, limit: Duration) -> bool {
+    let Ok(Some(dir)) = records(kind, false) else {
+        return true;
+    };
     let deadline = Instant::now() + limit;
-    while path.exists() {
+    while dir.exists(&file_name(name)) {
         if Instant::now() >= deadline {
             return false;
         }
@@ -457,12 +529,7 @@ pub fn kill(args: &KillArgs) -> i32 {
         let sig = signal_number(&args.signal)?;
         let rec = load(Kind::Sandbox, &args.name)?;
         signal_recorded(&rec, "pid", "pid_start", sig)?;
-        if sig == libc::SIGKILL
-            && !wait_gone(
-                &record_path(Kind::Sandbox, &args.name),
-                Duration::from_secs(10),
-            )
-        {
+        if sig == libc::SIGKILL && !wait_gone(Kind::Sandbox, &args.name, Duration::from_secs(10)) {
             return Err(anyhow!(
                 "the sandbox was killed but its monitor has not finished cleaning up"
             )
@@ -503,7 +570,7 @@ pub struct ExecArgs {
 /// The record of a sandbox given by name or by pid.
 fn find_sandbox(target: &str) -> Result<Value, Failure> {
     if let Ok(pid) = target.parse::<u64>() {
-        return list(Kind::Sandbox)
+        return list(Kind::Sandbox)?
             .into_iter()
             .map(|(_, rec)| rec)
             .find(|rec| rec["pid"].as_u64() == Some(pid))
@@ -515,16 +582,95 @@ fn find_sandbox(target: &str) -> Result<Value, Failure> {
     load(Kind::Sandbox, target)
 }
 
+/// The fields of /proc/PID/status.
+fn status(pid: u32) -> Option<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect(),
+    )
+}
+
+fn field<'a>(status: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    status
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The process that runs the sandbox's program: `pid` itself, or its first child when `pid`
+/// is the init of a pid namespace (which keeps what it needs to manage the namespace).
+fn workload(pid: u32) -> u32 {
+    let is_init = status(pid)
+        .and_then(|s| field(&s, "NSpid").map(|v| v.split_whitespace().last() == Some("1")))
+        .unwrap_or(false);
+    if !is_init {
+        return pid;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()
+        .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
+        .unwrap_or(pid)
+}
+
+/// The host uid that `uid` inside `pid`'s user namespace is.
+fn host_uid(pid: u32, uid: u32) -> Option<u32> {
+    let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).ok()?;
+    map.lines().find_map(|l| {
+        let v: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let [inside, outside, count] = v[..] else {
+            return None;
+        };
+        let uid = u64::from(uid);
+        (uid >= inside && uid < inside + count).then(|| (outside + uid - inside) as u32)
+    })
+}
+
+/// Refuse an `exec` whose restrictions (rebuilt from the record) would be weaker than those the
+/// running sandbox's program has, as the kernel shows them: a record, even one of this user's,
+/// is never trusted to lift a seccomp filter, add a capability or change the identity.
+fn not_weaker(pid: u32, allowed: &crate::run::Allowed) -> Result<(), Failure> {
+    let target = workload(pid);
+    let st = status(target).ok_or_else(|| anyhow!("the sandbox's process {target} is gone"))?;
+    let refuse = |what: &str| -> Failure {
+        anyhow!(
+            "refusing to exec: the record asks for {what} than the running sandbox has; it does not describe this sandbox"
+        )
+        .into()
+    };
+    if field(&st, "Seccomp") == Some("2") && allowed.unconfined {
+        return Err(refuse("no seccomp filter, a weaker restriction"));
+    }
+    let bnd = field(&st, "CapBnd")
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0);
+    if allowed.caps & !bnd != 0 {
+        return Err(refuse("more capabilities"));
+    }
+    let target_uid = field(&st, "Uid")
+        .and_then(|v| v.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u32>().ok());
+    // Without --uid the program runs as ringfence's own user (mapped, in a user namespace).
+    let exec_uid = match allowed.uid {
+        Some(uid) => host_uid(target, uid),
+        None => Some(euid()),
+    };
+    if target_uid.is_none() || exec_uid != target_uid {
+        return Err(refuse("another identity"));
+    }
+    Ok(())
+}
+
 /// Run `ringfence exec`.
 pub fn exec(args: &ExecArgs) -> i32 {
     let res = (|| -> Result<ringfence::Outcome, Failure> {
         let rec = find_sandbox(&args.target)?;
-        let pid = rec["pid"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("the sandbox has not started yet"))? as u32;
-        if !same_process(&rec, "pid", "pid_start") {
-            return Err(anyhow!("the sandbox {:?} has ended", rec["name"]).into());
-        }
+        let pid = checked_pid(&rec)?;
         // The sandbox's restrictions, rebuilt from the flags it was started with.
         let run_args: Vec<OsString> = rec["args"]
             .as_array()
@@ -532,7 +678,8 @@ pub fn exec(args: &ExecArgs) -> i32 {
             .iter()
             .filter_map(|v| v.as_str().map(OsString::from))
             .collect();
-        let sandbox = crate::run::sandbox_from_args(&run_args)?;
+        let (sandbox, allowed) = crate::run::sandbox_from_args(&run_args)?;
+        not_weaker(pid, &allowed)?;
         let mut cmd = Command::new(&args.command[0]);
         cmd.args(&args.command[1..]);
         for kv in &args.env {
@@ -617,7 +764,7 @@ pub fn pod(args: &PodArgs) -> i32 {
             let res = (|| -> Result<(), Failure> {
                 let rec = load(Kind::Pod, name)?;
                 signal_recorded(&rec, "monitor", "monitor_start", libc::SIGTERM)?;
-                if !wait_gone(&record_path(Kind::Pod, name), Duration::from_secs(15)) {
+                if !wait_gone(Kind::Pod, name, Duration::from_secs(15)) {
                     return Err(anyhow!("the pod's monitor has not finished ending it").into());
                 }
                 Ok(())
@@ -632,7 +779,14 @@ pub fn pod(args: &PodArgs) -> i32 {
         }
         PodCommand::Ls => {
             println!("{:<20} {:>8} {:>6}  CGROUP", "NAME", "HOLDER", "AGE");
-            for (name, rec) in list(Kind::Pod) {
+            let rows = match list(Kind::Pod) {
+                Ok(rows) => rows,
+                Err(f) => {
+                    eprintln!("{f}");
+                    return f.exit_code();
+                }
+            };
+            for (name, rec) in rows {
                 println!(
                     "{:<20} {:>8} {:>6}  {}",
                     name,

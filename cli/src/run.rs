@@ -607,7 +607,7 @@ fn run(args: &RunArgs, matches: &ArgMatches) -> Result<Outcome, Failure> {
     let record = match &args.name {
         Some(name) => Some(crate::named::sandbox_record(
             name,
-            &stored_args(),
+            &stored_args(args),
             &args.command,
         )?),
         None => None,
@@ -651,7 +651,7 @@ fn run_detached(args: &RunArgs, matches: &ArgMatches) -> i32 {
         eprintln!("{f}");
         return f.exit_code();
     }
-    let stored = stored_args();
+    let stored = stored_args(args);
     let argv = args.command.clone();
     crate::named::detach(move |started| {
         let record = crate::named::sandbox_record(&name, &stored, &argv)?;
@@ -665,44 +665,116 @@ fn run_detached(args: &RunArgs, matches: &ArgMatches) -> i32 {
     })
 }
 
-/// The flags of this `run` as given on the command line, without the ones that only name or
-/// detach it: what `exec` needs to rebuild the sandbox's restrictions.
-fn stored_args() -> Vec<OsString> {
-    let all: Vec<OsString> = std::env::args_os().collect();
-    let start = all
-        .iter()
-        .position(|a| a == "run")
-        .map_or(all.len(), |i| i + 1);
-    let mut out = Vec::new();
-    let mut it = all[start..].iter();
-    while let Some(a) = it.next() {
-        if a == "--" {
-            out.push(a.clone());
-            out.extend(it.cloned());
-            break;
-        }
-        let s = a.to_string_lossy();
-        if s == "--detach" || s == "-d" || s.starts_with("--name=") || s.starts_with("--pod=") {
-            continue;
-        }
-        if s == "--name" || s == "--pod" {
-            it.next();
-            continue;
-        }
-        out.push(a.clone());
+/// The flags `exec` needs to rebuild this sandbox's restrictions, and nothing else: no
+/// environment (it may hold secrets), no file contents, no namespaces or mounts (`exec` joins
+/// the running sandbox's). Built from the parsed values, with paths made absolute.
+fn stored_args(a: &RunArgs) -> Vec<OsString> {
+    let mut out: Vec<OsString> = Vec::new();
+    let mut flag = |name: &str, value: Option<OsString>| {
+        out.push(name.into());
+        out.extend(value);
+    };
+    if a.isolated {
+        flag("--isolated", None);
     }
+    if a.map_root_user {
+        flag("--map-root-user", None);
+    }
+    if let Some(uid) = a.uid {
+        flag("--uid", Some(uid.to_string().into()));
+    }
+    if let Some(gid) = a.gid {
+        flag("--gid", Some(gid.to_string().into()));
+    }
+    for cap in &a.cap_add {
+        flag("--cap-add", Some(cap.to_string().into()));
+    }
+    for r in &a.rlimit {
+        let v = |n: u64| {
+            if n == u64::MAX {
+                "unlimited".to_owned()
+            } else {
+                n.to_string()
+            }
+        };
+        flag(
+            "--rlimit",
+            Some(format!("{}={}:{}", r.resource.name(), v(r.soft), v(r.hard)).into()),
+        );
+    }
+    if let Some(mask) = a.umask {
+        flag("--umask", Some(format!("{mask:03o}").into()));
+    }
+    if let Some(spec) = &a.seccomp {
+        let spec = match spec.to_str() {
+            Some("default" | "strict" | "unconfined") => spec.clone(),
+            _ => absolute(Path::new(spec)).into_os_string(),
+        };
+        flag("--seccomp", Some(spec));
+    }
+    for p in &a.landlock_ro {
+        flag("--landlock-ro", Some(absolute(p).into_os_string()));
+    }
+    for p in &a.landlock_rw {
+        flag("--landlock-rw", Some(absolute(p).into_os_string()));
+    }
+    for port in &a.landlock_connect {
+        flag("--landlock-connect", Some(port.to_string().into()));
+    }
+    for port in &a.landlock_bind {
+        flag("--landlock-bind", Some(port.to_string().into()));
+    }
+    for scope in &a.landlock_scope {
+        let name = match scope {
+            ScopeArg::Signals => "signals",
+            ScopeArg::AbstractUnix => "abstract-unix",
+        };
+        flag("--landlock-scope", Some(name.into()));
+    }
+    if a.share_session {
+        flag("--share-session", None);
+    }
+    if a.no_die_with_parent {
+        flag("--no-die-with-parent", None);
+    }
+    if a.require {
+        flag("--require", None);
+    }
+    out.push("--".into());
+    out.push("true".into());
     out
 }
 
-/// The sandbox that `run` flags (as stored by `run --name`) describe.
-pub fn sandbox_from_args(args: &[OsString]) -> Result<Sandbox, Failure> {
+/// `p` relative to the working directory made absolute (`.` components dropped; symlinks and
+/// `..` left for the kernel to resolve).
+pub fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+/// What a sandbox's recorded flags allow, for `exec` to compare with the running sandbox.
+pub struct Allowed {
+    /// No seccomp filter at all.
+    pub unconfined: bool,
+    /// The capabilities kept, as a bit mask of capability numbers.
+    pub caps: u64,
+    /// The uid asked for (inside the sandbox's user namespace, if any).
+    pub uid: Option<u32>,
+}
+
+/// The sandbox that `run` flags (as stored by `run --name`) describe, and what they allow.
+pub fn sandbox_from_args(args: &[OsString]) -> Result<(Sandbox, Allowed), Failure> {
     use clap::{Args, FromArgMatches};
     let cmd = RunArgs::augment_args(clap::Command::new("run").no_binary_name(true));
     let m = cmd
         .try_get_matches_from(args)
         .context("the sandbox's recorded flags no longer parse")?;
     let a = RunArgs::from_arg_matches(&m).context("the sandbox's recorded flags")?;
-    sandbox(&a, &m)
+    let allowed = Allowed {
+        unconfined: a.seccomp.as_ref().is_some_and(|s| s == "unconfined"),
+        caps: a.cap_add.iter().fold(0, |mask, c| mask | 1u64 << c.index()),
+        uid: a.uid,
+    };
+    Ok((sandbox(&a, &m)?, allowed))
 }
 
 /// The sandbox the flags describe.
