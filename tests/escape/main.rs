@@ -11,6 +11,7 @@
 mod common;
 
 mod files;
+mod filter_pins;
 mod processes;
 mod resources;
 mod syscalls;
