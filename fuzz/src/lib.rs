@@ -37,6 +37,8 @@ pub mod parse;
 pub mod profile;
 #[path = "../../cli/src/signals.rs"]
 pub mod signals;
+#[path = "../../cli/src/state.rs"]
+pub mod state;
 
 /// `ringfence run`: `cli/src/run.rs` (prepared by `build.rs`), plus the entry point the
 /// `cli_args` target calls. Included rather than loaded with `#[path]` because the function
