@@ -104,8 +104,11 @@ pub(crate) enum FsOp {
 /// The base of the new root.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub(crate) enum Root {
-    /// An empty tmpfs (made read-only once built).
+    /// Not chosen: the host's filesystem, read-only — or, with [`FsOp::HostSystem`] among the
+    /// steps, an empty tmpfs (see [`FsConfig::root_step`]).
     #[default]
+    Auto,
+    /// An empty tmpfs (made read-only once built).
     Empty,
     /// A directory of the host, bound read-only.
     Dir(PathBuf),
@@ -128,7 +131,7 @@ pub(crate) struct FsConfig {
 
 impl FsConfig {
     pub fn is_empty(&self) -> bool {
-        self.root == Root::Empty && self.ops.is_empty()
+        self.root == Root::Auto && self.ops.is_empty()
     }
 }
 
@@ -182,6 +185,9 @@ pub(crate) enum Step {
 #[derive(Debug)]
 pub(crate) enum RootStep {
     Tmpfs,
+    /// A recursive copy of the caller's whole mount tree, read-only and nosuid (device nodes
+    /// stay usable, as they are without a filesystem view).
+    Host,
     Bind {
         src: CString,
     },
@@ -363,6 +369,8 @@ impl FsConfig {
             descriptions: Vec::new(),
         };
         plan.root = match &self.root {
+            Root::Auto if self.ops.contains(&FsOp::HostSystem) => RootStep::Tmpfs,
+            Root::Auto => RootStep::Host,
             Root::Empty => RootStep::Tmpfs,
             Root::Dir(dir) => {
                 let (src, is_dir) = check_source(dir, "root")?.map_err(|e| source_error(dir, e))?;

@@ -28,6 +28,30 @@ use std::sync::{Arc, Mutex};
 /// the spawning thread exits, `no_new_privs`, every capability dropped, every file descriptor but
 /// stdio (and the ones passed explicitly) closed, an empty environment, reset signal handling.
 ///
+/// # The filesystem a sandbox sees
+///
+/// | The sandbox has                                            | Its root                                                          |
+/// |------------------------------------------------------------|-------------------------------------------------------------------|
+/// | no filesystem option (only [`Sandbox::mount_ns`], or none)  | the host's, unchanged                                             |
+/// | filesystem options ([`mount_tmpfs`](Sandbox::mount_tmpfs), [`bind_ro`](Sandbox::bind_ro), [`mount_proc`](Sandbox::mount_proc), ...) and no root chosen | the host's whole filesystem **read-only** (nosuid), with the options mounted on top — like `bwrap --ro-bind / /` plus the mounts, or systemd's `PrivateTmp` |
+/// | [`host_system_ro`](Sandbox::host_system_ro) (as [`isolated`](Sandbox::isolated) has) | a new, empty, read-only root with the host's `/usr`, `/bin`, `/sbin`, `/lib*` and the parts of `/etc` programs need, then the options |
+/// | [`empty_root`](Sandbox::empty_root)                         | a new, empty, read-only root with only the options               |
+/// | [`rootfs(dir)`](Sandbox::rootfs)                            | `dir`, read-only, then the options                                |
+/// | [`rootfs_layers`](Sandbox::rootfs_layers)                   | overlay layers (changes land in the upper directory), then the options |
+///
+/// So the design card's chain runs the host's `/bin/sh`, with a private `/tmp`:
+///
+/// ```no_run
+/// use ringfence::{Command, Cpu, Net, Profile, Sandbox};
+///
+/// let plugin = Sandbox::new().pid_ns().mount_tmpfs("/tmp").net(Net::New)
+///     .cpu_quota(Cpu::percent(20)).seccomp(Profile::default_container());
+/// let child = plugin.spawn(&Command::new("/bin/sh"))?;
+/// # Ok::<(), ringfence::Error>(())
+/// ```
+///
+/// # Best effort or required
+///
 /// Each optional layer follows the [`Compat`] level in force when it is added
 /// ([`Sandbox::compat`]): best effort by default — if this host cannot provide it, the sandbox
 /// runs without it and the [`Report`](crate::Report) says so — or required.
@@ -358,9 +382,9 @@ impl Sandbox {
 
     /// Bind the host path `src` read-only at `dst` in the sandbox (nosuid, nodev).
     ///
-    /// Any filesystem option gives the sandbox a new root (an empty, read-only tmpfs unless
-    /// [`Sandbox::rootfs`] or [`Sandbox::rootfs_layers`] says otherwise) in a new mount
-    /// namespace: only what is bound or mounted into it is visible.
+    /// Like every filesystem option, it puts the sandbox in a new mount namespace and applies
+    /// on top of its root: the host's filesystem read-only unless a root is chosen (see the
+    /// table in [`Sandbox`]'s documentation). On the host's read-only view, `dst` must exist.
     pub fn bind_ro(
         self,
         src: impl AsRef<std::path::Path>,
@@ -397,7 +421,11 @@ impl Sandbox {
         self.bind(src.as_ref(), dst.as_ref(), true, true, false)
     }
 
-    /// The host's system directories read-only, as [`Sandbox::isolated`] has them.
+    /// The host's system directories read-only, as [`Sandbox::isolated`] has them: `/usr`,
+    /// `/bin`, `/sbin`, `/lib*` (merged-`/usr` symlinks mirrored) and the parts of `/etc`
+    /// dynamically linked programs need. Without [`Sandbox::rootfs`] or
+    /// [`Sandbox::rootfs_layers`], they go into a new, empty root: nothing else of the host is
+    /// visible.
     pub fn host_system_ro(self) -> Sandbox {
         self.with_fs(FsOp::HostSystem)
     }
@@ -493,6 +521,14 @@ impl Sandbox {
             data: data.into(),
             mode: 0o644,
         })
+    }
+
+    /// Start from a new, empty root (a read-only tmpfs): only what the other filesystem
+    /// options bind or mount is visible — for a statically linked program, say. Without a
+    /// root chosen, filesystem options apply over the host's filesystem, read-only.
+    pub fn empty_root(mut self) -> Sandbox {
+        self.fs.root = Root::Empty;
+        self.fs_touched()
     }
 
     /// Use the host directory `dir` as the sandbox's root, read-only.

@@ -182,9 +182,9 @@ pub struct RunArgs {
     #[arg(long, help_heading = FS)]
     isolated: bool,
 
-    /// Bind the host path SRC read-only at DST [Sandbox::bind_ro]. Any filesystem flag gives
-    /// the sandbox a new, empty root in a new mount namespace: only what is bound or mounted
-    /// into it is visible.
+    /// Bind the host path SRC read-only at DST [Sandbox::bind_ro]. Filesystem flags apply in
+    /// a new mount namespace over the host's filesystem made read-only, unless --isolated,
+    /// --host-system, --rootfs or --overlay give a new root.
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = ArgAction::Append, help_heading = FS)]
     ro_bind: Vec<PathBuf>,
 

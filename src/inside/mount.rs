@@ -12,8 +12,9 @@
 //!    the host, and nothing covers any path yet), and every new filesystem (proc, tmpfs,
 //!    devpts) is created detached — a user namespace may only mount a new proc while the host's
 //!    /proc is visible; the descriptors go into slots sized by the parent;
-//! 2. the base (an empty tmpfs, a read-only bind of a directory, or overlay layers) is mounted
-//!    and attached over `/tmp` of this private mount namespace;
+//! 2. the base (a read-only copy of the caller's whole mount tree, an empty tmpfs, a read-only
+//!    bind of a directory, or overlay layers) is mounted and attached over `/tmp` of this
+//!    private mount namespace;
 //! 3. `pivot_root(".", ".")` into it and a lazy unmount of the old root stacked on top (the
 //!    runc/LXC recipe): from here on no path walk can reach the host — not even a `..` through
 //!    a planted symlink;
@@ -547,6 +548,11 @@ fn mount_root(p: &FsPlan) -> Result<Fd, Errno> {
             [(c"mode", c"755"), (c"size", c"1m")],
             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
         )?,
+        RootStep::Host => {
+            let mnt = clone_path(c"/")?;
+            set_attrs(mnt.0, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, true)?;
+            mnt
+        }
         RootStep::Bind { src } => {
             let mnt = clone_path(src)?;
             set_attrs(
