@@ -106,6 +106,8 @@ pub struct Child {
     supervisor: Option<crate::supervise::Supervisor>,
     /// The restrictions of the sandbox this child was spawned in, for [`Child::exec`].
     exec_template: Option<std::sync::Arc<crate::Sandbox>>,
+    /// The user-mode network stack of `Net::User`, stopped when the sandbox has ended.
+    usernet: Option<crate::usernet::RunningStack>,
 }
 
 impl Child {
@@ -139,7 +141,19 @@ impl Child {
             cgroup,
             supervisor,
             exec_template: None,
+            usernet: None,
         }
+    }
+
+    pub(crate) fn with_usernet(mut self, stack: Option<crate::usernet::RunningStack>) -> Child {
+        self.usernet = stack;
+        self
+    }
+
+    /// The process id of the user-mode network stack of a [`Net::User`](crate::Net::User)
+    /// sandbox (pasta or slirp4netns), while the sandbox runs.
+    pub fn network_stack_pid(&self) -> Option<u32> {
+        self.usernet.as_ref().map(|s| s.pid())
     }
 
     pub(crate) fn with_exec_template(mut self, template: std::sync::Arc<crate::Sandbox>) -> Child {
@@ -364,6 +378,8 @@ impl Child {
             }
             usage
         });
+        // Nothing is left to use its network: stop the stack (kill and reap).
+        self.usernet = None;
         let record = self
             .supervisor
             .take()
@@ -410,6 +426,11 @@ impl Drop for Child {
         if self.outcome.is_none() && !self.keep_running {
             let _ = self.kill();
             let _ = self.reap();
+        }
+        if self.keep_running {
+            // The sandbox goes on: so does its network, until the thread that spawned it
+            // ends (the stack's death signal).
+            std::mem::forget(self.usernet.take());
         }
     }
 }

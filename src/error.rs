@@ -460,6 +460,10 @@ pub enum Error {
     /// A warm sandbox or one of its runs failed ([`Warm`](crate::Warm)).
     #[error("warm sandbox: {0}")]
     Warm(crate::warm::WarmError),
+
+    /// The user-mode network of [`Net::User`](crate::Net::User) could not be set up.
+    #[error("user-mode network: {0}")]
+    UserNet(crate::usernet::UserNetError),
 }
 
 fn hint_suffix(stage: Stage, errno: Errno) -> String {
@@ -534,6 +538,12 @@ impl Error {
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Error {
         Error::Config(e)
+    }
+}
+
+impl From<crate::usernet::UserNetError> for Error {
+    fn from(e: crate::usernet::UserNetError) -> Error {
+        Error::UserNet(e)
     }
 }
 

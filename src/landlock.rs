@@ -254,6 +254,9 @@ pub struct Landlock {
     connect_tcp: Vec<u16>,
     bind_tcp: Vec<u16>,
     deny_tcp: bool,
+    /// Only `connect` is restricted (`UserNet::allow_tcp_ports` on a sandbox without TCP
+    /// rules of its own): binding stays free.
+    connect_only: bool,
     scope_signals: bool,
     scope_abstract_unix: bool,
 }
@@ -352,6 +355,23 @@ impl Landlock {
     pub fn scope_abstract_unix(mut self) -> Self {
         self.scope_abstract_unix = true;
         self
+    }
+
+    /// These rules with outbound TCP limited to `ports` as well (`UserNet::allow_tcp_ports`).
+    /// Rules that already restrict TCP keep their meaning (binding stays restricted); others
+    /// restrict only `connect`. Without rules of its own a sandbox gets `base`.
+    pub(crate) fn with_connect_ports(rules: Option<&Landlock>, ports: &[u16]) -> Landlock {
+        let mut l = match rules {
+            Some(r) => r.clone(),
+            // Every file system right beneath `/`: only the TCP rule restricts.
+            None => Landlock::new().read_write(["/"]),
+        };
+        if !l.restricts_tcp() {
+            l.connect_only = true;
+        }
+        l.deny_tcp = true;
+        l.connect_tcp.extend_from_slice(ports);
+        l
     }
 
     fn restricts_tcp(&self) -> bool {
@@ -755,7 +775,11 @@ fn prepare_for(
         .map_err(create)?;
     if tcp {
         ruleset = ruleset
-            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+            .handle_access(if l.connect_only {
+                BitFlags::from(AccessNet::ConnectTcp)
+            } else {
+                AccessNet::BindTcp | AccessNet::ConnectTcp
+            })
             .map_err(create)?;
     }
     if !scopes.is_empty() {

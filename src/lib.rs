@@ -130,6 +130,7 @@ mod sandbox;
 pub mod seccomp;
 mod spawn;
 mod supervise;
+pub mod usernet;
 mod warm;
 
 pub use crate::caps::Capability;
@@ -150,6 +151,7 @@ pub use crate::seccomp::{
     Action, Arch, CmpOp, CompiledProfile, Cond, Insn, Profile, ProfileError, Rule, Syscall,
 };
 pub use crate::supervise::Violation;
+pub use crate::usernet::{IpNet, PortForward, Proto, Stack, UserNet, UserNetError};
 pub use crate::warm::{Prepared, RunOptions, Warm, WarmError, WarmOptions};
 /// The errno type carried by [`Error`] (re-exported so callers need no `nix` dependency).
 pub use nix::errno::Errno;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use crate::error::ConfigError;
+use crate::usernet::UserNet;
 
 /// A kind of Linux namespace (see `namespaces(7)`).
 #[non_exhaustive]
@@ -117,12 +118,23 @@ pub enum Net {
     /// spawned; joining needs `CAP_SYS_ADMIN` over that namespace. The sandbox keeps it (shared
     /// by its clones) and closes it when the last of them is dropped.
     Join(OwnedFd),
+    /// A new network namespace with `lo` and `eth0` (an address, a default route, DNS),
+    /// connected to the outside by a user-mode network stack (pasta, or slirp4netns) that runs
+    /// as long as the sandbox: outbound access without the host's network namespace. Options
+    /// (port forwards, host loopback, destination restrictions) in [`UserNet`]; details in
+    /// [`crate::usernet`].
+    User(UserNet),
 }
 
 impl Net {
     /// Join the network namespace behind `fd` (any descriptor type: a `File`, an `OwnedFd`).
     pub fn join(fd: impl Into<OwnedFd>) -> Net {
         Net::Join(fd.into())
+    }
+
+    /// A private network with outbound access and the default [`UserNet`] options.
+    pub fn user() -> Net {
+        Net::User(UserNet::new())
     }
 }
 
@@ -134,6 +146,7 @@ pub(crate) enum NetChoice {
     Host,
     New,
     Join(Arc<OwnedFd>),
+    User(UserNet),
 }
 
 impl From<Net> for NetChoice {
@@ -142,6 +155,7 @@ impl From<Net> for NetChoice {
             Net::Host => NetChoice::Host,
             Net::New => NetChoice::New,
             Net::Join(fd) => NetChoice::Join(Arc::new(fd)),
+            Net::User(u) => NetChoice::User(u),
         }
     }
 }

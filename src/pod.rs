@@ -70,8 +70,10 @@ impl Pod {
         }
     }
 
-    /// The members' network: [`Net::New`] (the default), or [`Net::Join`] an existing one.
-    /// [`Net::Host`] shares the host's network with every member.
+    /// The members' network: [`Net::New`] (the default), [`Net::User`] (one private network
+    /// with outbound access for every member: its stack runs as long as the pod), or
+    /// [`Net::Join`] an existing one. [`Net::Host`] shares the host's network with every
+    /// member.
     pub fn net(mut self, net: Net) -> Pod {
         self.net = net.into();
         self
@@ -222,6 +224,11 @@ impl RunningPod {
     /// The pid of the holder process.
     pub fn id(&self) -> u32 {
         self.holder.id()
+    }
+
+    /// The process id of the pod's user-mode network stack, with [`Net::User`].
+    pub fn network_stack_pid(&self) -> Option<u32> {
+        self.holder.network_stack_pid()
     }
 
     /// What the pod's namespaces and cgroup enforce on this host.

@@ -56,6 +56,8 @@ pub enum Layer {
     Cgroup,
     /// A part of the Landlock rules.
     Landlock(crate::landlock::LandlockPart),
+    /// The user-mode network stack of [`Net::User`](crate::Net::User), named.
+    UserNet(crate::usernet::Stack),
 }
 
 impl Layer {
@@ -84,6 +86,8 @@ impl Layer {
             Layer::Seccomp => "seccomp",
             Layer::Cgroup => "cgroup",
             Layer::Landlock(part) => part.name(),
+            Layer::UserNet(crate::usernet::Stack::Pasta) => "user_net.pasta",
+            Layer::UserNet(crate::usernet::Stack::Slirp4netns) => "user_net.slirp4netns",
         }
     }
 }
@@ -104,6 +108,7 @@ impl fmt::Display for Layer {
             Layer::Seccomp => f.write_str("seccomp filter"),
             Layer::Cgroup => f.write_str("cgroup limits"),
             Layer::Landlock(part) => write!(f, "{part}"),
+            Layer::UserNet(stack) => write!(f, "user-mode network ({stack})"),
         }
     }
 }

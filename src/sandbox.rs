@@ -313,7 +313,19 @@ impl Sandbox {
 
     /// The prepared Landlock ruleset (prepared at the first spawn), if rules were given.
     pub(crate) fn prepared_landlock(&self) -> Result<Option<Arc<PreparedLandlock>>> {
-        let Some((rules, compat)) = &self.landlock else {
+        // Outbound ports of a `Net::User` network: a TCP connect rule, merged with the
+        // sandbox's own rules.
+        let merged = match &self.net {
+            NetChoice::User(u) => u.tcp_ports().map(|ports| {
+                let own = self.landlock.as_ref();
+                (
+                    Landlock::with_connect_ports(own.map(|(l, _)| l), ports),
+                    own.map_or(self.compat, |(_, c)| *c),
+                )
+            }),
+            _ => None,
+        };
+        let Some((rules, compat)) = merged.as_ref().or(self.landlock.as_ref()) else {
             return Ok(None);
         };
         let mut slot = self
@@ -635,14 +647,15 @@ impl Sandbox {
     }
 
     /// The network: the host's ([`Net::Host`], the default), a new one with only `lo`
-    /// ([`Net::New`]), or an existing namespace ([`Net::Join`]).
+    /// ([`Net::New`]), a private one with outbound access ([`Net::User`]), or an existing
+    /// namespace ([`Net::Join`]).
     pub fn net(self, net: Net) -> Sandbox {
         self.net_choice(net.into())
     }
 
     pub(crate) fn net_choice(mut self, net: NetChoice) -> Sandbox {
         self.ns[Namespace::Net.index()] = None;
-        if matches!(net, NetChoice::New) {
+        if matches!(net, NetChoice::New | NetChoice::User(_)) {
             self = self.with_ns(Namespace::Net);
         }
         self.net = net;

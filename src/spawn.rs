@@ -69,6 +69,9 @@ pub(crate) struct Plan<'a> {
     pub time_offsets: Option<&'a CStr>,
     pub hostname: Option<&'a CStr>,
     pub lo_up: bool,
+    /// Netlink `RTM_NEWROUTE` requests sent after `lo` is up (a `Net::User` network's
+    /// `prohibit` routes); empty for none.
+    pub net_routes: &'a [u8],
     pub init: bool,
     /// Source descriptors for stdin, stdout, stderr; -1 to inherit.
     pub stdio: [RawFd; 3],
@@ -606,6 +609,9 @@ struct Prepared {
     /// See `Plan::cgroup_tasks`; the descriptors are owned by `cgroup_tasks_owned`.
     cgroup_tasks: Vec<RawFd>,
     cgroup_tasks_owned: Vec<OwnedFd>,
+    /// `Net::User`: the stack and its program, whether the sandbox gets IPv6, its routes.
+    usernet: Option<(crate::usernet::Stack, std::path::PathBuf, bool)>,
+    net_routes: Vec<u8>,
 }
 
 fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
@@ -671,6 +677,14 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
     if let NetChoice::Join(fd) = &sb.net {
         check_netns(fd)?;
     }
+    let (usernet, net_routes) = match &sb.net {
+        NetChoice::User(u) => {
+            let (stack, program) = u.resolve()?;
+            let ipv6 = !u.no_ipv6 && crate::usernet::host_has_ipv6();
+            (Some((stack, program, ipv6)), u.route_messages(ipv6))
+        }
+        _ => (None, Vec::new()),
+    };
 
     // Every descriptor the child reads is placed above every passed target, so that putting
     // the passed descriptors in place cannot overwrite one of them.
@@ -822,6 +836,8 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         parent_fd,
         cgroup_tasks,
         cgroup_tasks_owned,
+        usernet,
+        net_routes,
     })
 }
 
@@ -884,6 +900,7 @@ fn spawn_as(
             time_offsets: None,
             hostname: prep.hostname.as_deref().filter(|_| d.hostname),
             lo_up: d.lo_up,
+            net_routes: if d.lo_up { &prep.net_routes } else { &[] },
             init: d.pid_ns,
             stdio: [0, 1, 2]
                 .map(|i: usize| prep.child_stdio[i].as_ref().map_or(-1, |f| f.as_raw_fd())),
@@ -976,6 +993,7 @@ fn spawn_as(
         cgroup,
         cgroup_problem,
         cgroup_tasks_owned,
+        usernet,
         ..
     } = prep;
     let self_attached = !cgroup_tasks_owned.is_empty();
@@ -1020,6 +1038,36 @@ fn spawn_as(
         }
     }
 
+    // The user-mode network stack, for the new network namespace, before the program starts.
+    let mut stack = None;
+    let mut stack_report = None;
+    if let (NetChoice::User(cfg), Some((kind, program, ipv6))) = (&sb.net, &usernet) {
+        if d.lo_up {
+            let userns = d.flags & Namespace::User.clone_flag() != 0;
+            match crate::usernet::start(cfg, *kind, program, pid, userns, *ipv6) {
+                Ok(s) => {
+                    tracing::debug!(stack = %kind, pid = s.pid(), "user-mode network started");
+                    stack_report = Some((Layer::UserNet(s.stack()), Enforcement::Enforced));
+                    stack = Some(s);
+                }
+                Err(e) => {
+                    abort_child(&pidfd);
+                    return Err(e.into());
+                }
+            }
+        } else {
+            stack_report = Some((
+                Layer::UserNet(*kind),
+                Enforcement::NotEnforced {
+                    reason:
+                        "the network namespace is not available; the program has the host's network"
+                            .into(),
+                    hint: "see the network namespace entry",
+                },
+            ));
+        }
+    }
+
     // Release the child — with a death signal, once it says the signal is armed (see
     // `inside::setup`) — then wait until it has executed the program (or failed).
     let mut sync_w = std::fs::File::from(sync_w);
@@ -1055,6 +1103,9 @@ fn spawn_as(
     drop(sync_w);
 
     let mut report = d.report;
+    if let Some((layer, e)) = stack_report {
+        report.push(layer, e);
+    }
     push_hygiene(sb, &mut report);
     if seccomp.is_some() {
         report.push(Layer::Seccomp, Enforcement::Enforced);
@@ -1092,7 +1143,8 @@ fn spawn_as(
         sb.new_session && (d.relay || !d.pid_ns),
         cgroup,
         supervisor,
-    );
+    )
+    .with_usernet(stack);
     Ok(if hold {
         child
     } else {

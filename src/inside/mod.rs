@@ -172,6 +172,9 @@ fn setup(p: &Plan) -> Step<Infallible> {
     if p.lo_up {
         loopback_up().at(Stage::Loopback)?;
     }
+    if !p.net_routes.is_empty() {
+        add_routes(p.net_routes).at(Stage::Loopback)?;
+    }
 
     if p.hold {
         init::install_forwarding().at(Stage::InitSignals)?;
@@ -511,6 +514,88 @@ fn loopback_up() -> Result<(), Errno> {
     // SAFETY: closes the socket opened above.
     unsafe { libc::close(fd) };
     if rc < 0 { Err(err) } else { Ok(()) }
+}
+
+/// Send the pre-built netlink route requests in `msgs` (each asks for an acknowledgement) and
+/// wait for every acknowledgement; the first refusal is the error.
+fn add_routes(msgs: &[u8]) -> Result<(), Errno> {
+    const NLMSG_ERROR: u16 = 2;
+    // How many requests: walk their headers (lengths written by the parent).
+    let mut expected = 0usize;
+    let mut off = 0usize;
+    while off + 4 <= msgs.len() {
+        let len = u32::from_ne_bytes([msgs[off], msgs[off + 1], msgs[off + 2], msgs[off + 3]]);
+        if len < 16 {
+            return Err(Errno::EINVAL);
+        }
+        off += (len as usize + 3) & !3;
+        expected += 1;
+    }
+    // SAFETY: socket with constant arguments.
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    })?;
+    let result = (|| {
+        // SAFETY: sends the parent's buffer to the kernel (a zeroed sockaddr_nl: pid 0).
+        let sent = unsafe {
+            let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
+            kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+            libc::sendto(
+                fd,
+                msgs.as_ptr().cast(),
+                msgs.len(),
+                0,
+                (&kernel as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if sent < 0 {
+            return Err(Errno::last());
+        }
+        let mut acked = 0usize;
+        let mut buf = [0u8; 4096];
+        while acked < expected {
+            // SAFETY: receives into the buffer on this stack.
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 0 {
+                let e = Errno::last();
+                if e == Errno::EINTR {
+                    continue;
+                }
+                return Err(e);
+            }
+            let n = n as usize;
+            let mut off = 0usize;
+            while off + 20 <= n {
+                let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]);
+                let kind = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+                if kind == NLMSG_ERROR {
+                    let err = i32::from_ne_bytes([
+                        buf[off + 16],
+                        buf[off + 17],
+                        buf[off + 18],
+                        buf[off + 19],
+                    ]);
+                    if err != 0 {
+                        return Err(Errno::from_raw(-err));
+                    }
+                    acked += 1;
+                }
+                if len < 16 {
+                    break;
+                }
+                off += (len as usize + 3) & !3;
+            }
+        }
+        Ok(())
+    })();
+    // SAFETY: closes the socket opened above.
+    unsafe { libc::close(fd) };
+    result
 }
 
 /// Set uid/gid/groups and drop every capability not kept, from every set.

@@ -1,0 +1,447 @@
+//! `Net::User`: a private network with outbound access through a user-mode network stack
+//! (pasta; slirp4netns as the fallback).
+//!
+//! Traffic goes only to this machine: listeners the tests open on the host's loopback, the
+//! sandbox's own addresses, and a DNS stub on the host's loopback. The addresses of the
+//! sandbox's network that would lead elsewhere (the gateway without host loopback) are the ones
+//! the tests check are refused inside the sandbox before any packet leaves it.
+//!
+//! The tests need root (the `root_` ones: a DNS stub on port 53, the host's `/dev/net/tun`
+//! here is root's only) and python3 inside the sandbox as the client; they skip visibly where
+//! the stack or python3 is missing. The rootless test runs where `/dev/net/tun` is usable.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use ringfence::usernet::{DNS_V4, GATEWAY_V4};
+use ringfence::{
+    Command, Error, Layer, Net, Pod, PortForward, Sandbox, Stack, Stdio, UserNet, UserNetError,
+};
+
+/// A python3 client run inside the sandbox: `connect HOST PORT` prints `ok LINE` (the first
+/// line the server sent) or `err ERRNO_NAME`; `serve PORT` answers every connection with a
+/// line; `dns SERVER NAME` prints the first A record of the answer.
+const CLIENT: &str = r#"
+import errno, socket, struct, sys
+cmd = sys.argv[1]
+if cmd == "connect":
+    try:
+        s = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=5)
+        print("ok", s.makefile().readline().strip())
+    except OSError as e:
+        print("err", errno.errorcode.get(e.errno, str(e)))
+elif cmd == "serve":
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(("0.0.0.0", int(sys.argv[2]))); l.listen(8)
+    print("listening", flush=True)
+    while True:
+        c, _ = l.accept(); c.sendall(b"hello from inside\n"); c.close()
+elif cmd == "dns":
+    q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+    for part in sys.argv[3].split("."):
+        q += bytes([len(part)]) + part.encode()
+    q += b"\0" + struct.pack(">HH", 1, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
+    try:
+        s.sendto(q, (sys.argv[2], 53))
+        a = s.recv(512)
+        print("answer", ".".join(str(b) for b in a[-4:]))
+    except OSError as e:
+        print("err", errno.errorcode.get(e.errno, str(e)))
+"#;
+
+fn python() -> Option<&'static str> {
+    ["/usr/bin/python3", "/bin/python3"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+/// Whether the tests can run here; prints why not.
+fn usable(stack: Stack) -> bool {
+    if python().is_none() {
+        common::skip("python3 (the in-sandbox client) is not installed");
+        return false;
+    }
+    if UserNet::new().stack(stack).check().is_err() {
+        common::skip(&format!("{stack} is not installed (.ci/run installs it)"));
+        return false;
+    }
+    true
+}
+
+fn client(args: &[&str]) -> Command {
+    let mut c = Command::new(python().unwrap());
+    c.arg("-c").arg(CLIENT).args(args);
+    c
+}
+
+/// Run the client in a sandbox with this network; its one line of output.
+fn run(net: UserNet, args: &[&str]) -> String {
+    let sb = Sandbox::new().pid_ns().net(Net::User(net));
+    let out = sb.output(&client(args)).expect("spawn");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A listener on the host's 127.0.0.1 that greets every connection; returns its port.
+fn greeter(greeting: &'static str) -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let mut c = c;
+            let _ = writeln!(c, "{greeting}");
+        }
+    });
+    port
+}
+
+fn gateway() -> String {
+    GATEWAY_V4.to_string()
+}
+
+#[test]
+fn root_host_loopback_is_reachable_only_when_asked() {
+    if !common::is_root() {
+        return common::skip("needs root (/dev/net/tun)");
+    }
+    if !usable(Stack::Pasta) {
+        return;
+    }
+    let port = greeter("host loopback").to_string();
+    // Asked for: the gateway address is the host's loopback.
+    let on = run(
+        UserNet::new().host_loopback(true),
+        &["connect", &gateway(), &port],
+    );
+    assert_eq!(on, "ok host loopback");
+    // Not asked for: the gateway address is refused inside the sandbox, and the sandbox's
+    // own 127.0.0.1 is its own (nothing listens there).
+    let off = run(UserNet::new(), &["connect", &gateway(), &port]);
+    assert_eq!(off, "err EACCES");
+    let own = run(UserNet::new(), &["connect", "127.0.0.1", &port]);
+    assert_eq!(own, "err ECONNREFUSED");
+    let own = run(
+        UserNet::new().host_loopback(true),
+        &["connect", "127.0.0.1", &port],
+    );
+    assert_eq!(own, "err ECONNREFUSED");
+}
+
+#[test]
+fn root_port_forward_reaches_a_server_inside() {
+    if !common::is_root() {
+        return common::skip("needs root (/dev/net/tun)");
+    }
+    if !usable(Stack::Pasta) {
+        return;
+    }
+    // A free port on the host's loopback for the forward.
+    let host_port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fwd: PortForward = format!("127.0.0.1:{host_port}:8000/tcp").parse().unwrap();
+    let sb = Sandbox::new()
+        .pid_ns()
+        .net(Net::User(UserNet::new().forward(fwd)));
+    let mut cmd = client(&["serve", "8000"]);
+    cmd.stdout(Stdio::Piped);
+    let mut child = sb.spawn(&cmd).expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "listening");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        let mut got = String::new();
+        if let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, host_port)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.read_to_string(&mut got);
+        }
+        if !got.is_empty() || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(got, "hello from inside\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// A DNS stub on the host's loopback answering every A query with 192.0.2.53.
+fn dns_stub(addr: Ipv4Addr) -> std::io::Result<()> {
+    let s = UdpSocket::bind((addr, 53))?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            if n < 12 {
+                continue;
+            }
+            let mut r = buf[..n].to_vec();
+            r[2] = 0x81; // response, recursion desired
+            r[3] = 0x80; // recursion available, no error
+            r[7] = 1; // one answer
+            // Name pointer to the question, type A, class IN, TTL 60, 4 bytes.
+            r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 53]);
+            let _ = s.send_to(&r, from);
+        }
+    });
+    Ok(())
+}
+
+#[test]
+fn root_dns_is_answered_by_the_chosen_resolver() {
+    if !common::is_root() {
+        return common::skip("needs root (a DNS stub on port 53, /dev/net/tun)");
+    }
+    if !usable(Stack::Pasta) {
+        return;
+    }
+    // On 127.0.0.1: some pasta versions send forwarded queries to the host itself
+    // (0.0.0.0:53, delivered on loopback) whatever the upstream; both reach this stub.
+    let stub = Ipv4Addr::LOCALHOST;
+    if let Err(e) = dns_stub(stub) {
+        return common::skip(&format!("cannot bind a DNS stub on {stub}:53: {e}"));
+    }
+    let got = run(
+        UserNet::new().dns_upstream(IpAddr::V4(stub)),
+        &["dns", &DNS_V4.to_string(), "ringfence.test"],
+    );
+    assert_eq!(got, "answer 192.0.2.53");
+}
+
+#[test]
+fn root_outbound_tcp_ports_and_destinations_are_restricted() {
+    if !common::is_root() {
+        return common::skip("needs root (/dev/net/tun)");
+    }
+    if !usable(Stack::Pasta) {
+        return;
+    }
+    let allowed = greeter("allowed");
+    let other = greeter("other");
+    let (a, o) = (allowed.to_string(), other.to_string());
+    // Destination refused by address: the gateway (here the host's loopback) is denied.
+    let denied = UserNet::new()
+        .host_loopback(true)
+        .deny("10.0.2.0/28".parse::<ringfence::IpNet>().unwrap());
+    assert_eq!(run(denied, &["connect", &gateway(), &a]), "err EACCES");
+
+    if ringfence::landlock::abi() < 4 {
+        return common::skip("Landlock TCP rules need ABI 4 (Linux 6.7)");
+    }
+    let net = || {
+        UserNet::new()
+            .host_loopback(true)
+            .allow_tcp_ports([allowed])
+    };
+    assert_eq!(run(net(), &["connect", &gateway(), &a]), "ok allowed");
+    assert_eq!(run(net(), &["connect", &gateway(), &o]), "err EACCES");
+    // Binding is not restricted by it: a server inside still listens.
+    let sb = Sandbox::new().pid_ns().net(Net::User(net()));
+    let mut cmd = client(&["serve", "8000"]);
+    cmd.stdout(Stdio::Piped);
+    let mut child = sb.spawn(&cmd).unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "listening");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn root_the_stack_ends_with_the_sandbox() {
+    if !common::is_root() {
+        return common::skip("needs root (/dev/net/tun)");
+    }
+    if !usable(Stack::Pasta) {
+        return;
+    }
+    let sb = Sandbox::new().pid_ns().net(Net::user());
+    // Waited for.
+    let mut child = sb.spawn(&Command::new("/bin/true")).unwrap();
+    let stack = child.network_stack_pid().expect("a stack") as i32;
+    assert!(common::alive(stack));
+    assert!(
+        child
+            .report()
+            .iter()
+            .any(|(l, _)| l == Layer::UserNet(Stack::Pasta)),
+        "{:?}",
+        child.report()
+    );
+    child.wait().unwrap();
+    assert!(!common::alive(stack) && !common::children().contains(&stack));
+    // Dropped while running.
+    let child = sb.spawn(&Command::new("/bin/sleep").arg("30")).unwrap();
+    let stack = child.network_stack_pid().unwrap() as i32;
+    drop(child);
+    assert!(!common::alive(stack) && !common::children().contains(&stack));
+}
+
+const PIDS_LINE: &str = "RINGFENCE_USERNET_PIDS";
+
+#[test]
+fn root_the_stack_dies_when_the_parent_is_killed() {
+    if !common::is_root() {
+        return common::skip("needs root (/dev/net/tun)");
+    }
+    if common::in_child() {
+        // The parent to be killed: start a sandbox, say the pids, wait.
+        let sb = Sandbox::new().pid_ns().net(Net::user());
+        let child = sb.spawn(&Command::new("/bin/sleep").arg("60")).unwrap();
+        println!(
+            "{PIDS_LINE} {} {}",
+            child.network_stack_pid().unwrap(),
+            child.id()
+        );
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    if !usable(Stack::Pasta) {
+        return;
+    }
+    let mut parent = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "root_the_stack_dies_when_the_parent_is_killed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(common::CHILD_ENV, "fresh")
+        .env(common::INSPECT_ENV, common::inspect())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pids = None;
+    for line in BufReader::new(parent.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        // (after libtest's "test NAME ... " on the same line)
+        if let Some((_, rest)) = line.split_once(PIDS_LINE) {
+            let v: Vec<i32> = rest
+                .split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect();
+            pids = Some((v[0], v[1]));
+            break;
+        }
+    }
+    let (stack, sandbox) = pids.expect("the parent reported its pids");
+    assert!(common::alive(stack) && common::alive(sandbox));
+    parent.kill().unwrap(); // SIGKILL
+    parent.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (common::alive(stack) || common::alive(sandbox)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !common::alive(stack),
+        "the stack {stack} outlived its parent"
+    );
+    assert!(!common::alive(sandbox), "the sandbox outlived its parent");
+}
+
+#[test]
+fn root_a_pod_shares_one_user_network() {
+    if !common::is_root() {
+        return common::skip("needs root (/dev/net/tun)");
+    }
+    if !usable(Stack::Pasta) {
+        return;
+    }
+    let port = greeter("pod").to_string();
+    let pod = Pod::new()
+        .net(Net::User(UserNet::new().host_loopback(true)))
+        .spawn()
+        .unwrap();
+    for _ in 0..2 {
+        let out = Sandbox::new()
+            .pod(&pod)
+            .output(&client(&["connect", &gateway(), &port]))
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok pod");
+    }
+    let stack = pod.network_stack_pid().expect("the pod's stack") as i32;
+    assert!(common::alive(stack));
+    drop(pod);
+    assert!(!common::alive(stack), "the pod's stack outlived it");
+}
+
+#[test]
+fn root_slirp4netns_is_the_fallback() {
+    if !common::is_root() {
+        return common::skip("needs root (/dev/net/tun)");
+    }
+    if !usable(Stack::Slirp4netns) {
+        return;
+    }
+    let port = greeter("via slirp4netns").to_string();
+    let net = || UserNet::new().stack(Stack::Slirp4netns);
+    assert_eq!(
+        run(net().host_loopback(true), &["connect", &gateway(), &port]),
+        "ok via slirp4netns"
+    );
+    assert_eq!(run(net(), &["connect", &gateway(), &port]), "err EACCES");
+    // What it cannot do is refused before anything starts.
+    let e = Sandbox::new()
+        .net(Net::User(net().forward(PortForward::tcp(1, 1))))
+        .spawn(&Command::new("/bin/true"))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::UserNet(UserNetError::Unsupported { .. })),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_missing_stack_is_a_clear_error() {
+    let e = Sandbox::new()
+        .net(Net::User(
+            UserNet::new()
+                .program("/nonexistent/pasta")
+                .stack(Stack::Pasta),
+        ))
+        .spawn(&Command::new("/bin/true"))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::UserNet(UserNetError::NotFound { .. })),
+        "{e}"
+    );
+    // Bad input is refused before anything starts.
+    assert!("127.0.0.1:80".parse::<PortForward>().is_err());
+    assert!("80:80/sctp".parse::<PortForward>().is_err());
+}
+
+rootless_test! {
+    fn rootless_user_network_works_where_tun_is_usable() {
+        if !common::userns_available() {
+            return common::skip("user namespaces are not available to this user");
+        }
+        if std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun").is_err() {
+            return common::skip("/dev/net/tun is not readable and writable by this user (the stacks need it)");
+        }
+        if !usable(Stack::Pasta) {
+            return;
+        }
+        let port = greeter("rootless").to_string();
+        assert_eq!(
+            run(UserNet::new().host_loopback(true), &["connect", &gateway(), &port]),
+            "ok rootless"
+        );
+        assert_eq!(run(UserNet::new(), &["connect", &gateway(), &port]), "err EACCES");
+    }
+}
