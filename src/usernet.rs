@@ -334,8 +334,9 @@ impl UserNet {
     }
 
     /// Allow outbound TCP connections only to these destination ports (every address): a
-    /// Landlock TCP connect rule (ABI 4, Linux 6.7; reported as [`LandlockPart::Tcp`]
-    /// (crate::LandlockPart::Tcp) and subject to the sandbox's [`Compat`](crate::Compat)).
+    /// Landlock TCP connect rule (ABI 4, Linux 6.7; reported as
+    /// [`LandlockPart::Tcp`](crate::LandlockPart::Tcp) and subject to the sandbox's
+    /// [`Compat`](crate::Compat)).
     /// Binding ports is not restricted by this. It merges with the sandbox's own
     /// [`Landlock`](crate::Landlock) rules, if any.
     #[must_use]

@@ -286,7 +286,7 @@ fn root_the_stack_ends_with_the_sandbox() {
     child.wait().unwrap();
     assert!(!common::alive(stack) && !common::children().contains(&stack));
     // Dropped while running.
-    let child = sb.spawn(&Command::new("/bin/sleep").arg("30")).unwrap();
+    let child = sb.spawn(Command::new("/bin/sleep").arg("30")).unwrap();
     let stack = child.network_stack_pid().unwrap() as i32;
     drop(child);
     assert!(!common::alive(stack) && !common::children().contains(&stack));
@@ -302,7 +302,7 @@ fn root_the_stack_dies_when_the_parent_is_killed() {
     if common::in_child() {
         // The parent to be killed: start a sandbox, say the pids, wait.
         let sb = Sandbox::new().pid_ns().net(Net::user());
-        let child = sb.spawn(&Command::new("/bin/sleep").arg("60")).unwrap();
+        let child = sb.spawn(Command::new("/bin/sleep").arg("60")).unwrap();
         println!(
             "{PIDS_LINE} {} {}",
             child.network_stack_pid().unwrap(),

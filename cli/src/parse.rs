@@ -182,6 +182,8 @@ pub enum NetArg {
     Host,
     /// `none`: a new network namespace with only `lo`.
     None,
+    /// `user`: a private network with outbound access (a user-mode network stack).
+    User,
     /// A path to a network namespace file to join.
     Join(PathBuf),
 }
@@ -191,9 +193,10 @@ pub fn net(s: &OsStr) -> Result<NetArg, String> {
     match s.to_str() {
         Some("host") => Ok(NetArg::Host),
         Some("none") => Ok(NetArg::None),
+        Some("user") => Ok(NetArg::User),
         _ if s.as_encoded_bytes().contains(&b'/') => Ok(NetArg::Join(PathBuf::from(s))),
         _ => Err(
-            "expected `host`, `none`, or the path of a network namespace file (e.g. /proc/PID/ns/net or /run/netns/NAME)"
+            "expected `host`, `none`, `user`, or the path of a network namespace file (e.g. /proc/PID/ns/net or /run/netns/NAME)"
                 .into(),
         ),
     }
@@ -345,6 +348,13 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn net_choices() {
+        assert!(matches!(net(OsStr::new("user")), Ok(NetArg::User)));
+        assert!(matches!(net(OsStr::new("none")), Ok(NetArg::None)));
+        assert!(net(OsStr::new("users")).is_err());
+    }
 
     #[test]
     fn durations() {

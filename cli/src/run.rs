@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::{ArgAction, ArgMatches};
 use ringfence::{
-    Capability, Command, Compat, Cpu, Landlock, Net, Outcome, Sandbox, TimeOffsets, UserNs,
+    Capability, Command, Compat, Cpu, Landlock, Net, Outcome, Sandbox, TimeOffsets, UserNet, UserNs,
 };
 
 use crate::failure::{EXIT_FAILURE, EXIT_TIMEOUT, Failure};
@@ -102,11 +102,17 @@ pub struct RunArgs {
     #[arg(long, help_heading = NS)]
     unshare_all: bool,
 
-    /// The network: `host` (the default), `none` (a new namespace with only `lo`), or the path
-    /// of a network namespace to join, e.g. /proc/PID/ns/net or /run/netns/NAME
-    /// [Sandbox::net(Net::Host | Net::New | Net::join(file))].
-    #[arg(long, value_name = "host|none|PATH", help_heading = NS)]
+    /// The network: `host` (the default), `none` (a new namespace with only `lo`), `user` (a
+    /// private network with outbound access through pasta or slirp4netns; the host's loopback
+    /// is not reachable), or the path of a network namespace to join, e.g. /proc/PID/ns/net
+    /// or /run/netns/NAME [Sandbox::net(Net::Host | Net::New | Net::User | Net::join(file))].
+    #[arg(long, value_name = "host|none|user|PATH", help_heading = NS)]
     net: Option<OsString>,
+
+    /// With `--net user`: forward a host port into the sandbox (repeatable)
+    /// [UserNet::forward].
+    #[arg(short = 'p', long = "publish", value_name = "[HOST_IP:]HOST_PORT:PORT[/tcp|udp]", help_heading = NS)]
+    publish: Vec<String>,
 
     /// The hostname inside (1 to 64 bytes); implies a new UTS namespace [Sandbox::hostname].
     #[arg(long, value_name = "NAME", help_heading = NS)]
@@ -826,10 +832,28 @@ fn sandbox(a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Failure> {
         sb = sb.net(match choice {
             NetArg::Host => Net::Host,
             NetArg::None => Net::New,
+            NetArg::User => {
+                let mut u = UserNet::new();
+                for p in &a.publish {
+                    u = u.forward(
+                        p.parse()
+                            .map_err(|e| anyhow!("invalid value for -p: {e}"))?,
+                    );
+                }
+                Net::User(u)
+            }
             NetArg::Join(path) => Net::join(File::open(&path).with_context(|| {
                 format!("cannot open the network namespace {}", path.display())
             })?),
         });
+    }
+    if !a.publish.is_empty()
+        && !a
+            .net
+            .as_deref()
+            .is_some_and(|n| matches!(parse::net(n), Ok(NetArg::User)))
+    {
+        return Err(anyhow!("-p/--publish needs --net user").into());
     }
     if let Some(name) = &a.hostname {
         sb = sb.hostname(name);
