@@ -276,6 +276,12 @@ impl Sandbox {
         Ok(Learned { outcome, profile })
     }
 
+    /// The seccomp profile as it applies to this sandbox: capability-dependent rules judged
+    /// against the capabilities it keeps.
+    pub(crate) fn effective_seccomp(&self) -> Profile {
+        (*self.seccomp).clone().with_caps_mask(self.keep_caps)
+    }
+
     /// The compiled seccomp profile (compiled at the first spawn), or `None` when unconfined.
     /// A profile with Notify actions (and learning) also notifies `execve`, which is how the
     /// supervisor takes the listener over (see `supervise.rs`).
@@ -287,10 +293,13 @@ impl Sandbox {
         if let Some(c) = &*slot {
             return Ok(Some(c.clone()));
         }
-        let profile = if self.seccomp.uses_notify() {
-            crate::supervise::with_notified_exec(&self.seccomp)
+        // Capability-dependent rules (an imported profile's `includes.caps`) are judged against
+        // the capabilities this sandbox keeps, as runc does for a container.
+        let profile = self.effective_seccomp();
+        let profile = if profile.uses_notify() {
+            crate::supervise::with_notified_exec(&profile)
         } else {
-            (*self.seccomp).clone()
+            profile
         };
         let compiled = Arc::new(profile.compile().map_err(crate::Error::Profile)?);
         *slot = Some(compiled.clone());
@@ -688,6 +697,10 @@ impl Sandbox {
         self.keep_caps = keep
             .into_iter()
             .fold(0, |mask, c| mask | (1u64 << c.index()));
+        // The seccomp profile's capability-dependent rules follow the capabilities kept.
+        if self.seccomp.depends_on_capabilities() {
+            self.cache = Arc::default();
+        }
         self
     }
 

@@ -1090,7 +1090,7 @@ fn spawn_as(
         let mode = if sb.learning {
             crate::supervise::Mode::Learn
         } else {
-            crate::supervise::Mode::Enforce((*sb.seccomp).clone())
+            crate::supervise::Mode::Enforce(sb.effective_seccomp())
         };
         let arch = crate::seccomp::Arch::native().ok_or(Error::Protocol("unknown architecture"))?;
         supervisor = Some(crate::supervise::Supervisor::start(listener, mode, arch));

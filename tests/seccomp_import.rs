@@ -164,20 +164,49 @@ fn bad_inputs_have_exact_messages() {
         r#"defaultAction: unknown action "SCMP_ACT_NOPE""#
     );
     assert_eq!(
-        err(r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 4096}"#),
-        "defaultErrnoRet: errno 4096 is out of range (must be below 4096)"
+        err(r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 4095}"#),
+        "defaultErrnoRet: errno 4095 is out of range (OCI profiles take 0 to 4094, as libseccomp does)"
     );
+    // 4094 is the largest errno libseccomp 2.5 (and so runc) accepts.
+    Profile::from_oci_json_with(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 4094}"#,
+        &opts(&[]),
+    )
+    .unwrap();
     let base = |s: &str| {
         format!(
             r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{{"names": ["read"], "action": "SCMP_ACT_ALLOW"}}, {s}]}}"#
         )
     };
     assert_eq!(
-        err(&base(
-            r#"{"names": ["read", "no_such_call"], "action": "SCMP_ACT_ALLOW"}"#
-        )),
+        Profile::from_oci_json_with(
+            &base(r#"{"names": ["read", "no_such_call"], "action": "SCMP_ACT_ALLOW"}"#),
+            &opts(&[]).unknown_syscalls(UnknownSyscalls::Error)
+        )
+        .unwrap_err()
+        .to_string(),
         r#"syscalls[1].names[1]: unknown syscall "no_such_call" on x86_64"#
     );
+    let many = format!(
+        r#"{{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{}]}}"#,
+        (0..25)
+            .map(|i| format!(
+                r#"{{"index": {}, "value": {i}, "op": "SCMP_CMP_NE"}}"#,
+                i % 6
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // The same index twice splits the rule: 25 conditions on six arguments are 25 rules.
+    Profile::from_oci_json_with(&base(&many), &opts(&[])).unwrap();
+    let many = format!(
+        r#"{{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{}]}}"#,
+        (0..6)
+            .map(|i| format!(r#"{{"index": {i}, "value": {i}, "op": "SCMP_CMP_NE"}}"#))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Profile::from_oci_json_with(&base(&many), &opts(&[])).unwrap();
     assert_eq!(
         err(&base(r#"{"names": ["read"], "action": "SCMP_ACT_FOO"}"#)),
         r#"syscalls[1].action: unknown action "SCMP_ACT_FOO""#
@@ -198,7 +227,7 @@ fn bad_inputs_have_exact_messages() {
         err(&base(
             r#"{"names": ["syslog"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5000}"#
         )),
-        "syscalls[1].errnoRet: errno 5000 is out of range (must be below 4096)"
+        "syscalls[1].errnoRet: errno 5000 is out of range (OCI profiles take 0 to 4094, as libseccomp does)"
     );
     assert_eq!(
         err(&base(r#"{"action": "SCMP_ACT_ALLOW"}"#)),
@@ -214,7 +243,7 @@ fn bad_inputs_have_exact_messages() {
         err(
             r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"], "archMap": []}"#
         ),
-        r#""architectures" and "archMap" cannot both be given"#
+        r#"archMap: "architectures" and "archMap" cannot both be given"#
     );
     assert_eq!(
         err(r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_VAX"]}"#),
@@ -224,18 +253,25 @@ fn bad_inputs_have_exact_messages() {
     if let Some(json) = read("docker-example.json") {
         assert_eq!(
             err(&json),
-            "syscalls[3].errnoRet: errno 12345 is out of range (must be below 4096)"
+            "syscalls[3].errnoRet: errno 12345 is out of range (OCI profiles take 0 to 4094, as libseccomp does)"
         );
     }
 }
 
 #[test]
 fn unknown_names_can_be_skipped_and_other_arch_names_are_absent() {
-    let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "typo_call", "chown32", "s390_runtime_instr", "send"], "action": "SCMP_ACT_ALLOW"}]}"#;
-    assert!(Profile::from_oci_json_with(json, &opts(&[])).is_err());
-    let p = Profile::from_oci_json_with(json, &opts(&[]).unknown_syscalls(UnknownSyscalls::Skip))
-        .unwrap();
+    let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "typo_call", "chown32", "s390_runtime_instr", "send", "typo_call"], "action": "SCMP_ACT_ALLOW"}]}"#;
+    let strict = opts(&[]).unknown_syscalls(UnknownSyscalls::Error);
+    assert!(Profile::from_oci_json_with(json, &strict).is_err());
+    // Skipping (with a warning) is the default, as in runc and crun.
+    let p = Profile::from_oci_json_with(json, &opts(&[])).unwrap();
     assert_eq!(p.rules().len(), 1);
+    assert_eq!(p.skipped_syscalls(), ["typo_call"]);
+    // Names libseccomp resolves on other architectures only (Podman's profile lists them).
+    let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "syscall", "get_tls"], "action": "SCMP_ACT_ALLOW"}]}"#;
+    let p = Profile::from_oci_json_with(json, &strict).unwrap();
+    assert_eq!(p.rules().len(), 1);
+    assert!(p.skipped_syscalls().is_empty());
     let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "chown32", "s390_runtime_instr", "send"], "action": "SCMP_ACT_ALLOW"}]}"#;
     assert_eq!(
         Profile::from_oci_json_with(json, &opts(&[]))
@@ -361,4 +397,88 @@ fn a_masked_value_outside_its_mask_is_refused() {
         Action::EPERM,
     );
     assert!(ok.compile().is_ok());
+}
+
+#[test]
+fn capability_rules_follow_the_capabilities_kept() {
+    let Some(json) = read("docker-default.json") else {
+        return;
+    };
+    // Without explicit capabilities the importer leaves `includes.caps` / `excludes.caps` to
+    // whoever keeps capabilities: the result does not depend on who imports.
+    let deferred = ImportOptions::running_system()
+        .arch(Arch::X86_64)
+        .kernel_version(KernelVersion::new(6, 1));
+    let p = Profile::from_oci_json_with(&json, &deferred).unwrap();
+    assert!(p.depends_on_capabilities());
+    for caps in [
+        &[][..],
+        &["CAP_SYS_ADMIN"],
+        &["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"],
+    ] {
+        let kept = caps
+            .iter()
+            .map(|c| c.parse::<ringfence::Capability>().unwrap());
+        let resolved = p.clone().for_capabilities(kept);
+        assert!(!resolved.depends_on_capabilities());
+        let direct = Profile::from_oci_json_with(&json, &opts(caps)).unwrap();
+        assert_eq!(resolved.rules(), direct.rules(), "{caps:?}");
+        assert_eq!(resolved.compile().unwrap(), direct.compile().unwrap());
+    }
+    // Compiled as it is, it is the profile for no capability (a sandbox's default).
+    assert_eq!(
+        p.compile().unwrap(),
+        Profile::from_oci_json_with(&json, &opts(&[]))
+            .unwrap()
+            .compile()
+            .unwrap()
+    );
+    assert_eq!(p.evaluate(sys("mount").nr(), &NONE), Action::EPERM);
+    assert_eq!(
+        p.evaluate(sys("unshare").nr(), &[0x1000_0000, 0, 0, 0, 0, 0]),
+        Action::EPERM
+    );
+}
+
+/// `unshare -U true` in a sandbox; `None` when it could not be run at all.
+fn unshare_user_ns(sb: ringfence::Sandbox) -> Option<bool> {
+    let mut cmd = ringfence::Command::new("/usr/bin/unshare");
+    cmd.args(["-U", "true"]);
+    let out = sb.output(&cmd).ok()?;
+    Some(out.success())
+}
+
+/// Docker's profile allows unshare/mount/setns only with CAP_SYS_ADMIN. Run by root, the
+/// sandbox still keeps no capability, so they must stay refused inside.
+#[test]
+fn root_docker_profile_refuses_a_user_namespace_inside() {
+    let Some(json) = read("docker-default.json") else {
+        return;
+    };
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root (the bug was judging includes.caps by the caller's)");
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/unshare").exists() {
+        eprintln!("SKIPPED: no /usr/bin/unshare (util-linux)");
+        return;
+    }
+    use ringfence::{Capability, Sandbox};
+    let sb = || Sandbox::new().seccomp(Profile::from_oci_json(&json).unwrap());
+    // Control: without the profile a user namespace can be made here.
+    if unshare_user_ns(Sandbox::new().seccomp(Profile::unconfined())) != Some(true) {
+        eprintln!("SKIPPED: user namespaces cannot be created on this host");
+        return;
+    }
+    assert_eq!(
+        unshare_user_ns(sb()),
+        Some(false),
+        "unshare(CLONE_NEWUSER) allowed"
+    );
+    // Keeping CAP_SYS_ADMIN brings Docker's CAP_SYS_ADMIN rules in, as under runc.
+    assert_eq!(
+        unshare_user_ns(sb().capabilities([Capability::CAP_SYS_ADMIN])),
+        Some(true)
+    );
 }

@@ -43,6 +43,8 @@ OTHER_ARCHES = [
     "riscv_hwprobe", "cachectl", "sysmips", "recv", "send", "atomic_barrier",
     "atomic_cmpxchg_32", "get_thread_area", "set_thread_area", "oldolduname", "sgetmask",
     "ssetmask", "timerfd", "utrap_install", "kern_features", "memory_ordering",
+    # libseccomp 2.5's pseudo-syscall names of other architectures (mips, arm)
+    "syscall", "get_tls",
 ]
 
 

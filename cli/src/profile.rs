@@ -6,7 +6,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
-use ringfence::{Action, CmpOp, Cond, Errno, Profile, Rule};
+use ringfence::seccomp::{Arch, ImportOptions, UnknownSyscalls};
+use ringfence::{Action, Capability, CmpOp, Cond, Errno, Profile, Rule};
 
 use crate::failure::Failure;
 
@@ -20,13 +21,30 @@ pub const PRESETS: &str = "default, strict, unconfined";
 /// A profile named on the command line: `default` ([`Profile::default_container`]), `strict`
 /// ([`Profile::strict`]), `unconfined` ([`Profile::unconfined`]), or the path of an OCI /
 /// Docker JSON profile ([`Profile::from_oci_json`]). A file called like a preset is given as
-/// `./default`.
-pub fn load(spec: &OsStr) -> Result<Profile, Failure> {
-    match spec.to_str() {
-        Some("default") => return Ok(Profile::default_container()),
-        Some("strict") => return Ok(Profile::strict()),
-        Some("unconfined") => return Ok(Profile::unconfined()),
-        _ => {}
+/// `./default`. Syscall names no architecture has are skipped with a warning on stderr, as
+/// runc and crun do, or refused when `strict` (`--seccomp-strict`).
+pub fn load(spec: &OsStr, strict: bool) -> Result<Profile, Failure> {
+    let mut opts = ImportOptions::running_system();
+    if strict {
+        opts = opts.unknown_syscalls(UnknownSyscalls::Error);
+    }
+    load_with(spec, &opts)
+}
+
+/// [`load`] with explicit import options (architecture, strictness about unknown names).
+pub fn load_with(spec: &OsStr, opts: &ImportOptions) -> Result<Profile, Failure> {
+    let preset = match spec.to_str() {
+        Some("default") => Some(Profile::default_container()),
+        Some("strict") => Some(Profile::strict()),
+        Some("unconfined") => Some(Profile::unconfined()),
+        _ => None,
+    };
+    if let Some(p) = preset {
+        return Ok(if p.arch() == Some(opts.arch) {
+            p
+        } else {
+            p.for_arch(opts.arch)
+        });
     }
     let path = Path::new(spec);
     let text = std::fs::read_to_string(path).with_context(|| {
@@ -37,8 +55,74 @@ pub fn load(spec: &OsStr) -> Result<Profile, Failure> {
     })?;
     // The error's own text (which names the JSON location), not its chain: a located error
     // also returns the inner error as its source, which would repeat it.
-    Profile::from_oci_json(&text)
-        .map_err(|e| anyhow!("invalid seccomp profile {}: {e}", path.display()).into())
+    let profile = Profile::from_oci_json_with(&text, opts)
+        .map_err(|e| anyhow!("invalid seccomp profile {}: {e}", path.display()))?;
+    for name in profile.skipped_syscalls() {
+        eprintln!(
+            "ringfence: warning: seccomp profile {}: unknown syscall {name:?} skipped (as runc and crun do; --seccomp-strict refuses it)",
+            path.display()
+        );
+    }
+    Ok(profile)
+}
+
+/// A capability list of `--caps`: `none`, `all`, or names separated by commas
+/// (`CAP_SYS_ADMIN,net_raw`).
+fn parse_caps(s: &str) -> Result<Caps, String> {
+    match s.trim() {
+        "none" | "" => Ok(Caps(Vec::new())),
+        "all" => {
+            let mut all: Vec<Capability> = caps::all().into_iter().collect();
+            all.sort_by_key(|c| c.index());
+            Ok(Caps(all))
+        }
+        list => list
+            .split(',')
+            .map(crate::parse::capability)
+            .collect::<Result<_, _>>()
+            .map(Caps),
+    }
+}
+
+/// The value of `--caps`.
+#[derive(Clone, Debug)]
+struct Caps(Vec<Capability>);
+
+/// The flags every `ringfence profile` subcommand takes after the profile.
+#[derive(Debug, clap::Args)]
+struct Selection {
+    /// `default`, `strict`, `unconfined`, or the path of an OCI / Docker JSON profile.
+    #[arg(value_name = "default|strict|PATH")]
+    profile: PathBuf,
+    /// The capabilities the sandbox keeps, against which an imported profile's
+    /// `includes.caps` / `excludes.caps` are judged (as runc judges them against the
+    /// container's): `none` (the default, what `ringfence run` keeps without --cap-add),
+    /// `all`, or a comma-separated list such as `CAP_SYS_ADMIN,net_raw`
+    /// [Profile::for_capabilities].
+    #[arg(long, value_name = "LIST|none|all", value_parser = parse_caps, default_value = "none")]
+    caps: Caps,
+    /// The architecture to build the filter for: x86_64, i386 or aarch64 (default: this
+    /// machine's) [Profile::for_arch].
+    #[arg(long, value_name = "x86_64|i386|aarch64")]
+    arch: Option<Arch>,
+    /// Refuse a JSON profile that names a syscall no architecture has, instead of skipping
+    /// the name with a warning [UnknownSyscalls::Error].
+    #[arg(long)]
+    seccomp_strict: bool,
+}
+
+impl Selection {
+    fn load(&self) -> Result<Profile, Failure> {
+        let mut opts = ImportOptions::running_system();
+        if let Some(arch) = self.arch {
+            opts = opts.arch(arch);
+        }
+        if self.seccomp_strict {
+            opts = opts.unknown_syscalls(UnknownSyscalls::Error);
+        }
+        let profile = load_with(self.profile.as_os_str(), &opts)?;
+        Ok(profile.for_capabilities(self.caps.0.iter().copied()))
+    }
 }
 
 /// Flags of `ringfence profile`.
@@ -66,16 +150,14 @@ enum ProfileAction {
     /// Print the rules: the default action, then each rule in order (the first match wins)
     /// with its conditions.
     Show {
-        /// `default`, `strict`, `unconfined`, or the path of an OCI / Docker JSON profile.
-        #[arg(value_name = "default|strict|PATH")]
-        profile: PathBuf,
+        #[command(flatten)]
+        sel: Selection,
     },
     /// Write the profile as OCI / Docker JSON, as runc, crun and `docker run --security-opt
     /// seccomp=FILE` read it [Profile::to_oci_json].
     Export {
-        /// `default`, `strict`, or the path of an OCI / Docker JSON profile.
-        #[arg(value_name = "default|strict|PATH")]
-        profile: PathBuf,
+        #[command(flatten)]
+        sel: Selection,
         /// Write to FILE instead of stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -84,9 +166,8 @@ enum ProfileAction {
     /// `struct sock_filter` array in this machine's byte order, as the kernel receives it:
     /// `00-filter.bpf`, the profile with the guard merged in [CompiledProfile::to_bytes].
     Compile {
-        /// `default`, `strict`, or the path of an OCI / Docker JSON profile.
-        #[arg(value_name = "default|strict|PATH")]
-        profile: PathBuf,
+        #[command(flatten)]
+        sel: Selection,
         /// The directory to write the files into (created if missing).
         #[arg(short, long, value_name = "DIR", required = true)]
         output: PathBuf,
@@ -96,9 +177,9 @@ enum ProfileAction {
 /// Run `ringfence profile`; returns the exit status.
 pub fn main(args: &ProfileArgs) -> i32 {
     let result = match &args.action {
-        ProfileAction::Show { profile } => show(profile),
-        ProfileAction::Export { profile, output } => export(profile, output.as_deref()),
-        ProfileAction::Compile { profile, output } => compile(profile, output),
+        ProfileAction::Show { sel } => show(sel),
+        ProfileAction::Export { sel, output } => export(sel, output.as_deref()),
+        ProfileAction::Compile { sel, output } => compile(sel, output),
     };
     match result {
         Ok(()) => 0,
@@ -109,16 +190,16 @@ pub fn main(args: &ProfileArgs) -> i32 {
     }
 }
 
-fn show(spec: &Path) -> Result<(), Failure> {
-    let profile = load(spec.as_os_str())?;
+fn show(sel: &Selection) -> Result<(), Failure> {
+    let profile = sel.load()?;
     profile
         .check()
         .map_err(|e| anyhow!("invalid seccomp profile: {e}"))?;
     write_stdout(&render(&profile))
 }
 
-fn export(spec: &Path, output: Option<&Path>) -> Result<(), Failure> {
-    let profile = load(spec.as_os_str())?;
+fn export(sel: &Selection, output: Option<&Path>) -> Result<(), Failure> {
+    let profile = sel.load()?;
     let mut json = profile.to_oci_json().map_err(|e| anyhow!("{e}"))?;
     if !json.ends_with('\n') {
         json.push('\n');
@@ -140,8 +221,8 @@ fn program_file(index: usize, count: usize) -> String {
     }
 }
 
-fn compile(spec: &Path, dir: &Path) -> Result<(), Failure> {
-    let profile = load(spec.as_os_str())?;
+fn compile(sel: &Selection, dir: &Path) -> Result<(), Failure> {
+    let profile = sel.load()?;
     if profile.is_unconfined() {
         return Err(anyhow!(
             "an unconfined profile installs no filter: there is nothing to compile"
@@ -236,10 +317,22 @@ pub fn render(p: &Profile) -> String {
         "default action  {} (for every call no rule matches)",
         action(p.get_default_action())
     );
+    let other = if p.arch() == Some(Arch::X86_64) {
+        "other architectures and x32"
+    } else {
+        "other architectures"
+    };
     let _ = writeln!(
         out,
-        "guard           other architectures and x32: kill-process; clone3: errno ENOSYS; ioctl TIOCSTI/TIOCLINUX: errno EPERM"
+        "guard           {other}: kill-process; clone3: errno ENOSYS; ioctl TIOCSTI/TIOCLINUX: errno EPERM"
     );
+    if !p.skipped_syscalls().is_empty() {
+        let _ = writeln!(
+            out,
+            "skipped         {} (unknown syscall names)",
+            p.skipped_syscalls().join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "rules           {} (the first that matches wins)",

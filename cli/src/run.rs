@@ -259,6 +259,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "default|strict|unconfined|PATH", help_heading = SECURITY)]
     seccomp: Option<OsString>,
 
+    /// Refuse a --seccomp JSON profile naming a syscall no architecture has, instead of
+    /// skipping the name with a warning as runc and crun do.
+    #[arg(long, help_heading = SECURITY)]
+    seccomp_strict: bool,
+
     /// Landlock: allow reading and executing beneath PATH; repeatable. Any --landlock-ro or
     /// --landlock-rw denies every other file access [Landlock::read_only]. Rules follow the
     /// host's inodes: a host directory bound into the sandbox is covered, a tmpfs, proc or dev
@@ -890,7 +895,7 @@ fn sandbox(a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Failure> {
     }
     sb = filesystem(sb, a, m)?;
     if let Some(spec) = &a.seccomp {
-        sb = sb.seccomp(crate::profile::load(spec)?);
+        sb = sb.seccomp(crate::profile::load(spec, a.seccomp_strict)?);
     }
     if let Some(rules) = landlock(a)? {
         sb = sb.landlock(rules);

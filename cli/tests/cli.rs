@@ -897,6 +897,108 @@ fn profile_compile_writes_one_file_per_filter() {
     assert!(stderr(&o).contains("nothing to compile"), "{}", stderr(&o));
 }
 
+/// Docker's profile in the shared data, if present.
+fn docker_profile() -> Option<PathBuf> {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/seccomp/docker-default.json");
+    p.exists().then_some(p)
+}
+
+#[test]
+fn profile_caps_and_arch_select_what_is_compiled() {
+    let Some(docker) = docker_profile() else {
+        eprintln!("SKIPPED: no ../shared/data/seccomp/docker-default.json");
+        return;
+    };
+    let dir = TempDir::new();
+    let out = dir.path("bpf");
+    let len = |args: &[&str]| {
+        let mut all = vec!["profile", "compile", "-o", str_of(&out)];
+        all.extend_from_slice(args);
+        all.push(str_of(&docker));
+        let o = ringfence(&all);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        std::fs::metadata(out.join("00-filter.bpf")).unwrap().len() / 8
+    };
+    // The default is what `run` keeps: no capability.
+    let none = len(&[]);
+    assert_eq!(none, len(&["--caps", "none"]));
+    assert_ne!(none, len(&["--caps", "all"]));
+    assert_ne!(none, len(&["--caps", "CAP_SYS_ADMIN,net_raw"]));
+    assert_ne!(none, len(&["--arch", "aarch64"]));
+    assert_ne!(none, len(&["--arch", "i386"]));
+    let shown = |args: &[&str]| {
+        let mut all = vec!["profile", "show"];
+        all.extend_from_slice(args);
+        all.push(str_of(&docker));
+        stdout(&ringfence(&all))
+    };
+    assert!(!shown(&[]).contains("  mount "), "{}", shown(&[]));
+    assert!(shown(&["--caps", "sys_admin"]).contains("  mount "));
+    assert!(shown(&["--arch", "aarch64"]).contains("architecture    aarch64"));
+    // Usage errors.
+    let o = ringfence(&["profile", "show", "--caps", "CAP_NOPE", "default"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown capability"), "{}", stderr(&o));
+    let o = ringfence(&["profile", "show", "--arch", "vax", "default"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown architecture"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn podmans_profile_runs_and_unknown_names_warn() {
+    let podman = "/usr/share/containers/seccomp.json";
+    if Path::new(podman).exists() {
+        let o = ringfence(&["run", "--seccomp", podman, "--", "sh", "-c", "echo ok"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(stdout(&o), "ok\n");
+    } else {
+        eprintln!("SKIPPED: no {podman} (Debian: golang-github-containers-common)");
+    }
+    let dir = TempDir::new();
+    let file = dir.path("typo.json");
+    std::fs::write(
+        &file,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["no_such_call", "syscall", "get_tls"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let o = ringfence(&["run", "--seccomp", str_of(&file), "--", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("unknown syscall \"no_such_call\" skipped"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("get_tls") && !err.contains("\"syscall\""),
+        "{err}"
+    );
+    let o = ringfence(&[
+        "run",
+        "--seccomp-strict",
+        "--seccomp",
+        str_of(&file),
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("syscalls[0].names[0]: unknown syscall \"no_such_call\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = ringfence(&["profile", "show", str_of(&file)]);
+    assert!(
+        stdout(&o).contains("skipped         no_such_call"),
+        "{}",
+        stdout(&o)
+    );
+}
+
 #[test]
 fn doctor_prints_a_checklist_and_json() {
     let o = ringfence(&["doctor"]);

@@ -710,6 +710,9 @@ fn lower(profile: &Profile, arch: Arch, with_guard: bool) -> Vec<Insn> {
 impl Profile {
     /// Compiles the profile, with the guard merged in, to one BPF program.
     ///
+    /// Rules that depend on capabilities (see [`Profile::for_capabilities`]) are judged
+    /// against none kept.
+    ///
     /// Errors: the first builder error ([`Profile::check`]), or a program longer than
     /// [`BPF_MAXINSNS`].
     pub fn compile(&self) -> Result<CompiledProfile, ProfileError> {
@@ -721,7 +724,7 @@ impl Profile {
             });
         }
         let arch = self.arch.ok_or(ProfileError::UnsupportedArch)?;
-        let prog = lower(self, arch, true);
+        let prog = lower(&self.resolved(), arch, true);
         if prog.len() > BPF_MAXINSNS {
             return Err(ProfileError::TooLarge { len: prog.len() });
         }
@@ -736,7 +739,7 @@ impl Profile {
     #[cfg(test)]
     pub(crate) fn compile_main(&self, arch: Arch) -> Result<Vec<Insn>, ProfileError> {
         self.check()?;
-        let prog = lower(self, arch, false);
+        let prog = lower(&self.resolved(), arch, false);
         if prog.len() > BPF_MAXINSNS {
             return Err(ProfileError::TooLarge { len: prog.len() });
         }

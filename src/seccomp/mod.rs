@@ -70,7 +70,9 @@
 //!
 //! [`Profile::from_oci_json`] reads the OCI runtime spec / Docker format (`archMap`,
 //! `includes`/`excludes` by capabilities, architectures and kernel version, the older
-//! single-`name` format); [`Profile::to_oci_json`] writes it back.
+//! single-`name` format) as runc reads it; rules that depend on capabilities are judged against
+//! the capabilities the sandbox keeps ([`Profile::for_capabilities`]), not the caller's.
+//! [`Profile::to_oci_json`] writes it back.
 
 mod compile;
 #[cfg(all(test, feature = "serde"))]

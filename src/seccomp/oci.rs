@@ -1,14 +1,18 @@
 //! OCI runtime spec / Docker seccomp JSON: import and export.
 //!
-//! Import follows what runc and crun do through libseccomp (see the module docs of
+//! Import follows what runc and crun do through libseccomp 2.5 (see the module docs of
 //! [`crate::seccomp`]): rules in the profile's order, the first match wins, a rule whose
 //! action equals the default is skipped, a rule naming the same argument twice is split into
 //! one rule per condition (ORed), `MASKED_EQ` takes the mask in `value` and the datum in
-//! `valueTwo`, `ERRNO`/`TRACE` without `errnoRet` mean `EPERM`, an `errnoRet` of 4096 or more
-//! is refused. Comparisons are 64-bit, as libseccomp does on 64-bit architectures.
+//! `valueTwo` and compares with `datum & mask`, `ERRNO`/`TRACE` without `errnoRet` mean
+//! `EPERM`, an `errnoRet` of 4095 or more is refused. Comparisons are 64-bit, as libseccomp
+//! does on 64-bit architectures. A name libseccomp knows only on other architectures adds
+//! nothing; a name nobody knows is skipped with a warning (or refused, see
+//! [`UnknownSyscalls`]). Every error names its JSON path.
 //!
-//! `includes` and `excludes` are evaluated against an explicit [`ImportOptions`] (capabilities,
-//! architecture, kernel version), by default the running system's.
+//! `includes` and `excludes` are evaluated against [`ImportOptions`] (architecture, kernel
+//! version); capabilities are left to the sandbox, which judges them against the capabilities
+//! it keeps, unless [`ImportOptions::caps`] names them.
 //!
 //! Architectures: the filter is built for [`ImportOptions::arch`] only. `architectures` and
 //! `archMap` are checked but their sub-architectures (x86, x32, arm) are not honoured:
@@ -18,20 +22,24 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::profile::{Action, Arch, CmpOp, Cond, Profile, ProfileError, Syscall, known_anywhere};
+use super::profile::{
+    Action, Arch, CapGate, CmpOp, Cond, Profile, ProfileError, Syscall, known_anywhere,
+};
 
 /// What the importer does with a syscall name that no architecture has.
 ///
-/// Names that exist on other architectures only (`arm_fadvise64_64`, `s390_runtime_instr`,
-/// `chown32` on x86_64, ...) are always skipped silently, as libseccomp does.
+/// Names that libseccomp resolves but that exist on other architectures only (`syscall`,
+/// `get_tls`, `arm_fadvise64_64`, `s390_runtime_instr`, `chown32` on x86_64, ...) are always
+/// accepted and add nothing, as libseccomp does.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum UnknownSyscalls {
-    /// Refuse the profile (the default): a typo should not silently weaken a filter.
+    /// Skip the name with a warning (the default), as runc and crun do: a profile written for
+    /// a newer kernel still loads. The names are listed by [`Profile::skipped_syscalls`].
     #[default]
-    Error,
-    /// Skip the name (logged at debug level), like runc.
     Skip,
+    /// Refuse the profile: a typo should not silently weaken a filter.
+    Error,
 }
 
 /// A kernel version `MAJOR.MINOR`, as `minKernel` uses.
@@ -114,19 +122,9 @@ const CAP_NAMES: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-fn running_caps() -> BTreeSet<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    CAP_NAMES
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| eff & (1u64 << i) != 0)
-        .map(|(_, n)| (*n).to_owned())
-        .collect()
+/// The bit of a capability name (`CAP_SYS_ADMIN` → 21), `None` for a name this table lacks.
+fn cap_bit(name: &str) -> Option<u32> {
+    CAP_NAMES.iter().position(|n| *n == name).map(|i| i as u32)
 }
 
 /// What `includes` / `excludes` are evaluated against, and how strict the importer is.
@@ -137,14 +135,18 @@ fn running_caps() -> BTreeSet<String> {
 ///     .arch(Arch::X86_64)
 ///     .caps(["CAP_SYS_ADMIN"])
 ///     .kernel_version(KernelVersion::new(6, 1))
-///     .unknown_syscalls(UnknownSyscalls::Skip);
+///     .unknown_syscalls(UnknownSyscalls::Error);
 /// # let _ = opts;
 /// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportOptions {
-    /// Capabilities the sandboxed process holds (`CAP_SYS_ADMIN`, ...).
-    pub caps: BTreeSet<String>,
+    /// The capabilities the sandboxed process keeps (`CAP_SYS_ADMIN`, ...), against which
+    /// `includes.caps` / `excludes.caps` are judged at import; `None` (the default) keeps
+    /// such rules in the profile for the sandbox to judge against the capabilities it keeps
+    /// ([`Profile::for_capabilities`], done by every [`Sandbox`](crate::Sandbox)), as runc
+    /// judges them against the container's capabilities.
+    pub caps: Option<BTreeSet<String>>,
     /// The architecture to build the filter for.
     pub arch: Arch,
     /// The kernel version `minKernel` is compared with.
@@ -154,24 +156,25 @@ pub struct ImportOptions {
 }
 
 impl ImportOptions {
-    /// The running system: this process's effective capabilities, the host architecture
-    /// (x86_64 if unsupported), the running kernel; unknown names are errors.
+    /// The running system: the host architecture (x86_64 if unsupported) and the running
+    /// kernel; capability-dependent rules left to the sandbox; unknown names skipped.
     pub fn running_system() -> ImportOptions {
         ImportOptions {
-            caps: running_caps(),
+            caps: None,
             arch: Arch::native().unwrap_or(Arch::X86_64),
             kernel_version: KernelVersion::running().unwrap_or(KernelVersion::new(0, 0)),
-            unknown_syscalls: UnknownSyscalls::Error,
+            unknown_syscalls: UnknownSyscalls::Skip,
         }
     }
 
-    /// Replaces the capability set.
+    /// Judges `includes.caps` / `excludes.caps` at import, against these capabilities
+    /// (`CAP_SYS_ADMIN`, ...) instead of leaving them to the sandbox.
     pub fn caps<I, S>(mut self, caps: I) -> ImportOptions
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.caps = caps.into_iter().map(Into::into).collect();
+        self.caps = Some(caps.into_iter().map(Into::into).collect());
         self
     }
 
@@ -291,6 +294,9 @@ const SCMP_ARCHES: &[&str] = &[
     "SCMP_ARCH_SHEB",
 ];
 
+/// The smallest `errnoRet` libseccomp 2.5 refuses.
+const OCI_ERRNO_LIMIT: u64 = 4095;
+
 fn parse_action(
     name: &str,
     errno: Option<u64>,
@@ -300,8 +306,9 @@ fn parse_action(
     let data = |e: Option<u64>| -> Result<u16, ProfileError> {
         match e {
             None => Ok(libc::EPERM as u16),
-            Some(e) if e < u64::from(super::MAX_ERRNO) => Ok(e as u16),
-            Some(e) => Err(ProfileError::ErrnoRange { errno: e }.at(errno_path)),
+            // libseccomp 2.5 (and so runc and crun) refuses 4095 and above.
+            Some(e) if e < OCI_ERRNO_LIMIT => Ok(e as u16),
+            Some(e) => Err(ProfileError::ErrnoRet { errno: e }.at(errno_path)),
         }
     };
     Ok(match name {
@@ -334,7 +341,9 @@ fn parse_arg(a: &OciArg, path: &str) -> Result<Cond, ProfileError> {
         "SCMP_CMP_LE" => arg.le(a.value),
         "SCMP_CMP_GT" => arg.gt(a.value),
         "SCMP_CMP_GE" => arg.ge(a.value),
-        "SCMP_CMP_MASKED_EQ" => arg.masked_eq(a.value, a.value_two),
+        // `value` is the mask, `valueTwo` the datum; libseccomp compares with `datum & mask`,
+        // so datum bits outside the mask are ignored.
+        "SCMP_CMP_MASKED_EQ" => arg.masked_eq(a.value, a.value_two & a.value),
         other => {
             return Err(ProfileError::UnknownOperator {
                 op: other.to_owned(),
@@ -352,7 +361,14 @@ fn has(list: &Option<Vec<String>>, x: &str) -> bool {
 /// `includes.caps` held, the arch in `includes.arches`, the kernel at least
 /// `includes.minKernel`; no capability of `excludes.caps` held, the arch not in
 /// `excludes.arches`, the kernel below `excludes.minKernel`.
-fn applies(s: &OciSyscall, opts: &ImportOptions, path: &str) -> Result<bool, ProfileError> {
+///
+/// `None` when it does not apply; otherwise the capabilities it still depends on (an open
+/// gate when [`ImportOptions::caps`] decided them).
+fn applies(
+    s: &OciSyscall,
+    opts: &ImportOptions,
+    path: &str,
+) -> Result<Option<CapGate>, ProfileError> {
     let arch = opts.arch.go_name();
     let kernel = |v: &str, p: String| {
         KernelVersion::parse(v).ok_or_else(|| {
@@ -362,37 +378,63 @@ fn applies(s: &OciSyscall, opts: &ImportOptions, path: &str) -> Result<bool, Pro
             .at(p)
         })
     };
+    let mut gate = CapGate::default();
     if let Some(inc) = &s.includes {
-        if let Some(caps) = &inc.caps
-            && !caps.iter().all(|c| opts.caps.contains(c))
-        {
-            return Ok(false);
+        if let Some(caps) = &inc.caps {
+            match &opts.caps {
+                Some(held) => {
+                    if !caps.iter().all(|c| held.contains(c)) {
+                        return Ok(None);
+                    }
+                }
+                None => {
+                    for c in caps {
+                        // A capability no kernel ringfence knows has cannot be kept.
+                        let Some(bit) = cap_bit(c) else {
+                            return Ok(None);
+                        };
+                        gate.need |= 1 << bit;
+                    }
+                }
+            }
         }
         if inc.arches.as_ref().is_some_and(|a| !a.is_empty()) && !has(&inc.arches, arch) {
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(v) = &inc.min_kernel
             && opts.kernel_version < kernel(v, format!("{path}.includes.minKernel"))?
         {
-            return Ok(false);
+            return Ok(None);
         }
     }
     if let Some(exc) = &s.excludes {
-        if let Some(caps) = &exc.caps
-            && caps.iter().any(|c| opts.caps.contains(c))
-        {
-            return Ok(false);
+        if let Some(caps) = &exc.caps {
+            match &opts.caps {
+                Some(held) => {
+                    if caps.iter().any(|c| held.contains(c)) {
+                        return Ok(None);
+                    }
+                }
+                None => {
+                    for bit in caps.iter().filter_map(|c| cap_bit(c)) {
+                        gate.unless |= 1 << bit;
+                    }
+                }
+            }
         }
         if has(&exc.arches, arch) {
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(v) = &exc.min_kernel
             && opts.kernel_version >= kernel(v, format!("{path}.excludes.minKernel"))?
         {
-            return Ok(false);
+            return Ok(None);
         }
     }
-    Ok(true)
+    if gate.need & gate.unless != 0 {
+        return Ok(None); // needs a capability it must not have
+    }
+    Ok(Some(gate))
 }
 
 fn json_error(e: serde_json::Error) -> ProfileError {
@@ -428,7 +470,7 @@ impl Profile {
             "defaultErrnoRet",
         )?;
         if oci.architectures.is_some() && oci.arch_map.is_some() {
-            return Err(ProfileError::ArchitecturesAndArchMap);
+            return Err(ProfileError::ArchitecturesAndArchMap.at("archMap"));
         }
         for (i, a) in oci.architectures.iter().flatten().enumerate() {
             if !SCMP_ARCHES.contains(&a.as_str()) {
@@ -479,7 +521,10 @@ impl Profile {
                 (_, Some(n)) => vec![(format!("{path}.name"), n)],
                 _ => return Err(ProfileError::NoName.at(path)),
             };
-            if !applies(s, opts, &path)? || action == default {
+            let Some(gate) = applies(s, opts, &path)? else {
+                continue;
+            };
+            if action == default {
                 continue;
             }
             // The same argument twice: each condition becomes a rule of its own (ORed).
@@ -492,6 +537,11 @@ impl Profile {
             } else {
                 vec![conds]
             };
+            if let Some(g) = groups.iter().find(|g| g.len() > super::MAX_CONDS) {
+                return Err(
+                    ProfileError::TooManyConds { count: g.len() }.at(format!("{path}.args"))
+                );
+            }
             for (npath, name) in names {
                 let sys = match Syscall::named_for(opts.arch, name) {
                     Ok(s) => s,
@@ -499,13 +549,16 @@ impl Profile {
                     Err(e) => match opts.unknown_syscalls {
                         UnknownSyscalls::Error => return Err(e.at(npath)),
                         UnknownSyscalls::Skip => {
-                            tracing::debug!(syscall = %name, "seccomp import: unknown syscall skipped");
+                            tracing::warn!(syscall = %name, at = %npath, "seccomp import: unknown syscall skipped");
+                            if !profile.skipped.iter().any(|n| n == name) {
+                                profile.skipped.push(name.clone());
+                            }
                             continue;
                         }
                     },
                 };
                 for g in &groups {
-                    profile = profile.rule(sys, g.iter().copied(), action);
+                    profile = profile.gated_rule(sys, g.clone(), action, gate);
                 }
             }
         }
@@ -520,6 +573,8 @@ impl Profile {
     /// is written as `MASKED_EQ` with mask `0xffffffff`).
     pub fn to_oci_json(&self) -> Result<String, ProfileError> {
         self.check()?;
+        let resolved = self.resolved();
+        let this: &Profile = &resolved;
         if self.unconfined {
             return Err(ProfileError::Export {
                 reason: "an unconfined profile has no filter",
@@ -537,7 +592,7 @@ impl Profile {
         };
         let mut syscalls: Vec<OciSyscall> = Vec::new();
         let mut closed = BTreeSet::new();
-        for r in self.rules() {
+        for r in this.rules() {
             if closed.contains(&r.syscall().nr()) {
                 continue; // after an unconditional rule for the same call: never matches
             }

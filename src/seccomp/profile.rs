@@ -21,6 +21,10 @@ pub enum Arch {
     X86_64,
     /// aarch64 (64-bit ABI only: arm32 calls are killed by the guard).
     Aarch64,
+    /// i386 (32-bit x86, also the `int 0x80` / compat ABI of an x86_64 kernel). Filters for it
+    /// can be compiled, checked and exported on any host; arguments are 32-bit there (the
+    /// kernel zero-extends them into `seccomp_data`).
+    I386,
 }
 
 impl Arch {
@@ -30,6 +34,8 @@ impl Arch {
             Some(Arch::X86_64)
         } else if cfg!(target_arch = "aarch64") {
             Some(Arch::Aarch64)
+        } else if cfg!(target_arch = "x86") {
+            Some(Arch::I386)
         } else {
             None
         }
@@ -42,14 +48,18 @@ impl Arch {
             Arch::X86_64 => 0xc000_003e,
             // AUDIT_ARCH_AARCH64 = EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE
             Arch::Aarch64 => 0xc000_00b7,
+            // AUDIT_ARCH_I386 = EM_386 | __AUDIT_ARCH_LE
+            Arch::I386 => 0x4000_0003,
         }
     }
 
-    /// The name used by the OCI runtime spec (`SCMP_ARCH_X86_64`, `SCMP_ARCH_AARCH64`).
+    /// The name used by the OCI runtime spec (`SCMP_ARCH_X86_64`, `SCMP_ARCH_AARCH64`,
+    /// `SCMP_ARCH_X86`).
     pub const fn oci_name(self) -> &'static str {
         match self {
             Arch::X86_64 => "SCMP_ARCH_X86_64",
             Arch::Aarch64 => "SCMP_ARCH_AARCH64",
+            Arch::I386 => "SCMP_ARCH_X86",
         }
     }
 
@@ -58,6 +68,7 @@ impl Arch {
         match self {
             Arch::X86_64 => "amd64",
             Arch::Aarch64 => "arm64",
+            Arch::I386 => "386",
         }
     }
 
@@ -65,6 +76,23 @@ impl Arch {
         match self {
             Arch::X86_64 => tables::X86_64,
             Arch::Aarch64 => tables::AARCH64,
+            Arch::I386 => tables::I386,
+        }
+    }
+}
+
+impl std::str::FromStr for Arch {
+    type Err = String;
+
+    /// `x86_64` (or `amd64`), `aarch64` (or `arm64`), `i386` (or `x86`, `386`).
+    fn from_str(s: &str) -> Result<Arch, String> {
+        match s {
+            "x86_64" | "amd64" => Ok(Arch::X86_64),
+            "aarch64" | "arm64" => Ok(Arch::Aarch64),
+            "i386" | "x86" | "386" => Ok(Arch::I386),
+            other => Err(format!(
+                "unknown architecture {other:?} (expected x86_64, i386 or aarch64)"
+            )),
         }
     }
 }
@@ -74,6 +102,7 @@ impl fmt::Display for Arch {
         f.write_str(match self {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
+            Arch::I386 => "i386",
         })
     }
 }
@@ -136,6 +165,13 @@ pub enum ProfileError {
         /// The errno given.
         errno: u64,
     },
+    /// An imported `errnoRet` (or `defaultErrnoRet`) of 4095 or more, which libseccomp 2.5,
+    /// and so runc and crun, refuse.
+    #[error("errno {errno} is out of range (OCI profiles take 0 to 4094, as libseccomp does)")]
+    ErrnoRet {
+        /// The errno given.
+        errno: u64,
+    },
     /// A rule with more conditions than [`MAX_CONDS`].
     #[error("a rule has {count} conditions, more than the limit of 24")]
     TooManyConds {
@@ -148,8 +184,8 @@ pub enum ProfileError {
         /// Instructions in the program that was refused.
         len: usize,
     },
-    /// seccompiler refused the lowered filter (a bug in ringfence's translation).
-    #[error("seccompiler refused the filter: {0}")]
+    /// The profile could not be serialised to JSON (a bug in ringfence's exporter).
+    #[error("cannot write the profile as JSON: {0}")]
     Backend(String),
     /// The JSON could not be parsed.
     #[error("malformed JSON at line {line} column {column}: {message}")]
@@ -540,12 +576,32 @@ impl Arg {
     }
 }
 
+/// The capabilities an imported rule depends on (an OCI profile's `includes.caps` and
+/// `excludes.caps`), as bit masks of capability numbers: the rule applies to a sandbox that
+/// keeps every capability of `need` and none of `unless`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct CapGate {
+    pub(crate) need: u64,
+    pub(crate) unless: u64,
+}
+
+impl CapGate {
+    pub(crate) fn is_open(&self) -> bool {
+        self.need == 0 && self.unless == 0
+    }
+
+    pub(crate) fn holds(&self, kept: u64) -> bool {
+        kept & self.need == self.need && kept & self.unless == 0
+    }
+}
+
 /// One rule of a profile: when `syscall` is called and every condition holds, take `action`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
     syscall: Syscall,
     conds: Vec<Cond>,
     action: Action,
+    gate: CapGate,
 }
 
 impl Rule {
@@ -556,6 +612,7 @@ impl Rule {
             syscall,
             conds,
             action,
+            gate: CapGate::default(),
         }
     }
 
@@ -599,6 +656,8 @@ pub struct Profile {
     pub(crate) deny_action: Action,
     pub(crate) unconfined: bool,
     pub(crate) error: Option<ProfileError>,
+    /// Names an imported profile gave that no architecture has, skipped.
+    pub(crate) skipped: Vec<String>,
 }
 
 impl Profile {
@@ -610,6 +669,7 @@ impl Profile {
             deny_action: Action::EPERM,
             unconfined: false,
             error: None,
+            skipped: Vec::new(),
         };
         if p.arch.is_none() {
             p.error = Some(ProfileError::UnsupportedArch);
@@ -768,8 +828,79 @@ impl Profile {
             syscall,
             conds,
             action,
+            gate: CapGate::default(),
         });
         self
+    }
+
+    /// Adds a rule that applies only to sandboxes keeping the capabilities `gate` names
+    /// (imported `includes.caps` / `excludes.caps`).
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    pub(crate) fn gated_rule(
+        mut self,
+        syscall: Syscall,
+        conds: Vec<Cond>,
+        action: Action,
+        gate: CapGate,
+    ) -> Profile {
+        self = self.rule(syscall, conds, action);
+        if let Some(r) = self.rules.last_mut() {
+            r.gate = gate;
+        }
+        self
+    }
+
+    /// Whether some rules apply only with some capabilities kept (an imported profile's
+    /// `includes.caps` / `excludes.caps`, not yet decided by [`Profile::for_capabilities`]).
+    pub fn depends_on_capabilities(&self) -> bool {
+        self.rules.iter().any(|r| !r.gate.is_open())
+    }
+
+    /// The profile as it applies to a process that keeps exactly the capabilities `keep`:
+    /// rules an imported profile made depend on capabilities (`includes.caps`,
+    /// `excludes.caps`) are kept or dropped accordingly, as runc does for a container's
+    /// capabilities.
+    ///
+    /// A [`Sandbox`](crate::Sandbox) does this itself with the capabilities it keeps
+    /// ([`Sandbox::capabilities`](crate::Sandbox::capabilities)); [`Profile::compile`],
+    /// [`Profile::evaluate`] and [`Profile::to_oci_json`] judge rules still depending on
+    /// capabilities against none kept (a sandbox's default).
+    ///
+    /// ```
+    /// # #[cfg(feature = "serde")] {
+    /// use ringfence::{Capability, Profile};
+    /// let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+    ///     {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}}]}"#;
+    /// let p = Profile::from_oci_json(json).unwrap();
+    /// assert!(p.depends_on_capabilities());
+    /// assert_eq!(p.clone().for_capabilities([]).rules().len(), 0);
+    /// assert_eq!(p.for_capabilities([Capability::CAP_SYS_ADMIN]).rules().len(), 1);
+    /// # }
+    /// ```
+    pub fn for_capabilities(self, keep: impl IntoIterator<Item = crate::Capability>) -> Profile {
+        let mask = keep.into_iter().fold(0u64, |m, c| m | (1u64 << c.index()));
+        self.with_caps_mask(mask)
+    }
+
+    /// [`Profile::for_capabilities`] with a mask of capability numbers.
+    pub(crate) fn with_caps_mask(mut self, kept: u64) -> Profile {
+        if self.depends_on_capabilities() {
+            self.rules.retain(|r| r.gate.holds(kept));
+            for r in &mut self.rules {
+                r.gate = CapGate::default();
+            }
+        }
+        self
+    }
+
+    /// The profile with capability-dependent rules judged against no capability kept;
+    /// borrowed when there are none.
+    pub(crate) fn resolved(&self) -> std::borrow::Cow<'_, Profile> {
+        if self.depends_on_capabilities() {
+            std::borrow::Cow::Owned(self.clone().with_caps_mask(0))
+        } else {
+            std::borrow::Cow::Borrowed(self)
+        }
     }
 
     /// Reports the first error a builder call ran into, if any.
@@ -778,6 +909,14 @@ impl Profile {
             Some(e) => Err(e.clone()),
             None => Ok(()),
         }
+    }
+
+    /// The syscall names the importer skipped because no architecture has them (typos, or
+    /// calls newer than ringfence's tables), in the order met, each once. Empty unless the
+    /// profile was imported with [`UnknownSyscalls::Skip`](crate::seccomp::UnknownSyscalls),
+    /// the default.
+    pub fn skipped_syscalls(&self) -> &[String] {
+        &self.skipped
     }
 
     /// Whether any rule or the default action uses [`Action::Notify`].
@@ -797,7 +936,7 @@ impl Profile {
     /// meaning. Docker's profiles never do this once `includes`/`excludes` are applied.
     pub fn order_sensitive(&self) -> Option<&'static str> {
         let mut seen: std::collections::BTreeMap<u32, (Action, bool)> = Default::default();
-        for r in &self.rules {
+        for r in self.rules.iter().filter(|r| r.gate.holds(0)) {
             match seen.get_mut(&r.syscall.nr) {
                 None => {
                     seen.insert(r.syscall.nr, (r.action, r.conds.is_empty()));
@@ -823,7 +962,8 @@ impl Profile {
         self.rules
             .iter()
             .find(|r| {
-                r.syscall.nr == nr
+                r.gate.holds(0)
+                    && r.syscall.nr == nr
                     && r.conds.iter().all(|c| {
                         args.get(usize::from(c.index))
                             .is_some_and(|a| c.matches(*a))
@@ -860,7 +1000,7 @@ fn builder_errors_are_deferred() {
 
 #[test]
 fn presets_move_between_architectures() {
-    for arch in [Arch::X86_64, Arch::Aarch64] {
+    for arch in [Arch::X86_64, Arch::Aarch64, Arch::I386] {
         for p in [Profile::default_container(), Profile::strict()] {
             let p = p.for_arch(arch);
             p.check().unwrap();
