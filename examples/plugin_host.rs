@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ringfence::{Action, Command, Layer, Outcome, Profile, Rlimit, Sandbox, Size, Stdio};
+use ringfence::{Action, Command, Compat, Layer, Outcome, Profile, Rlimit, Sandbox, Size, Stdio};
 
 /// Does its job (the three most frequent words of its input), then tries what a hostile
 /// plugin would: open a socket, start a process, read a secret.
@@ -95,11 +95,13 @@ fn plugin_sandbox(plugins: &Path) -> Sandbox {
         .chdir("/tmp")
         .seccomp(plugin_profile())
         .timeout(Duration::from_secs(2))
+        // Without a writable cgroup, these two hold through per-process resource limits
+        // (the report names them)...
         .memory_limit(Size::mib(64))
-        .memory_swap(0)
         .pids_limit(16)
-        // Without permission to create cgroups, run without them; the report says so.
-        .cgroups_best_effort()
+        // ...and the swap limit has no substitute: best effort, the report says so.
+        .compat(Compat::BestEffort)
+        .memory_swap(0)
         // A bound that needs no cgroup: 256 MiB of address space.
         .rlimit(Rlimit::As, 256 << 20, 256 << 20)
         .rlimit(Rlimit::Nofile, 64, 64)

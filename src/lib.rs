@@ -12,8 +12,9 @@
 //! use ringfence::{Command, Net, Sandbox};
 //! use std::time::Duration;
 //!
-//! // Built once, spawned as often as needed.
+//! // Built once, spawned as often as needed. Best effort: run with what this host gives.
 //! let sandbox = Sandbox::new()
+//!     .compat(ringfence::Compat::BestEffort)
 //!     .unshare_all()                  // pid, net (only `lo`), ipc, uts, cgroup namespaces
 //!     .hostname("plugin")
 //!     .timeout(Duration::from_secs(10));
@@ -33,12 +34,13 @@
 //! # Ok::<(), ringfence::Error>(())
 //! ```
 //!
-//! Requiring a layer instead of taking it best effort, and handling what goes wrong:
+//! Layers are required by default (held exactly or through a named substitute, else the spawn
+//! fails); handling what goes wrong:
 //!
 //! ```
-//! use ringfence::{Command, Compat, Error, Net, Sandbox, Stage};
+//! use ringfence::{Command, Error, Net, Sandbox, Stage};
 //!
-//! let sandbox = Sandbox::new().compat(Compat::Required).net(Net::New);
+//! let sandbox = Sandbox::new().net(Net::New);
 //! match sandbox.spawn(&Command::new("/no/such/program")) {
 //!     Ok(_) => unreachable!(),
 //!     // The program could not be executed: the stage and errno say why.
@@ -87,10 +89,13 @@
 //! VM, on Debian's 6.1.
 //! Callers without `CAP_SYS_ADMIN` get a user namespace automatically whenever they ask for
 //! namespaces. Hosts refuse those more and more often (Ubuntu ≥ 23.10 through AppArmor,
-//! `user.max_user_namespaces=0`, container runtimes' seccomp filters); every optional layer is
-//! then **best effort** by default: the sandbox runs with every layer that works, and the
-//! [`Report`] (from [`Child::report`] and in every [`Outcome`]) says exactly what was enforced,
-//! what was not, why, and how to fix it. Mark layers [`Compat::Required`] to fail instead.
+//! `user.max_user_namespaces=0`, container runtimes' seccomp filters), and ordinary users rarely
+//! have a writable cgroup. ringfence **degrades closed**: a layer asked for is held exactly or
+//! through a substitute (the cgroup's memory and process limits as resource limits, the
+//! filesystem view through Landlock), and where neither is possible the spawn fails with the
+//! reason and the fix ([`Compat::Required`], the default) unless the layer was added after
+//! `compat(Compat::BestEffort)`. The [`Report`] (from [`Child::report`] and in every
+//! [`Outcome`]) says what was enforced, substituted, or left out, why, and how to fix it.
 //! [`probe()`] tells what this host offers.
 //!
 //! # Multithreaded callers
@@ -117,6 +122,7 @@ mod caps;
 pub mod cgroup;
 mod child;
 mod command;
+mod degrade;
 mod error;
 mod fs;
 mod inside;

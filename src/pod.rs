@@ -22,7 +22,7 @@ use crate::child::Child;
 use crate::error::{Error, Result};
 use crate::join::{JoinProblem, JoinSpec, PodLink};
 use crate::ns::{Namespace, Net, NetChoice};
-use crate::probe::{Enforcement, Layer, Report};
+use crate::probe::{Compat, Enforcement, Layer, Report};
 use crate::sandbox::Sandbox;
 use crate::seccomp::Profile;
 
@@ -48,7 +48,7 @@ pub struct Pod {
     hostname: Option<OsString>,
     pid_ns: bool,
     cgroup: CgroupConfig,
-    cgroups_best_effort: bool,
+    compat: Compat,
 }
 
 impl Default for Pod {
@@ -66,7 +66,7 @@ impl Pod {
             hostname: None,
             pid_ns: false,
             cgroup: CgroupConfig::default(),
-            cgroups_best_effort: false,
+            compat: Compat::Required,
         }
     }
 
@@ -128,15 +128,18 @@ impl Pod {
         self
     }
 
-    /// Start without a cgroup when none can be created, instead of failing.
-    pub fn cgroups_best_effort(mut self) -> Pod {
-        self.cgroups_best_effort = true;
+    /// How to treat what this host cannot provide (the pod's namespaces, its cgroup limits):
+    /// fail with the reason and the fix ([`Compat::Required`], the default), or start without
+    /// it and say so in the report ([`Compat::BestEffort`]).
+    pub fn compat(mut self, level: Compat) -> Pod {
+        self.compat = level;
         self
     }
 
     /// Start the pod: its cgroup, then its holder.
     pub fn spawn(&self) -> Result<RunningPod> {
         let mut holder = Sandbox::new()
+            .compat(self.compat)
             .ipc_ns()
             .uts_ns()
             .net_choice(self.net.clone())
@@ -157,7 +160,9 @@ impl Pod {
         // processes. Required when limits were asked for (unless best effort).
         let (cgroup, cgroup_problem) = match SandboxCgroup::create(&self.cgroup) {
             Ok(c) => (Some(c), None),
-            Err(e) if has_limits && !self.cgroups_best_effort => return Err(Error::Cgroup(e)),
+            Err(e) if has_limits && self.compat == Compat::Required => {
+                return Err(Error::Cgroup(e));
+            }
             Err(e) => (None, Some(e.to_string())),
         };
         let child = crate::spawn::spawn_holder(&holder)?;

@@ -1,13 +1,16 @@
 //! What this host supports, how much of a sandbox's configuration a spawn may give up
 //! ([`Compat`]), and the [`Report`] of what was actually enforced.
 //!
-//! The model is rust-landlock's: every optional layer is *best effort* by default. When the host
-//! cannot provide a layer (a common case: unprivileged user namespaces are disabled, as on
-//! Ubuntu ≥ 23.10 through AppArmor), the sandbox still runs with every layer that works and the
-//! [`Report`] says exactly what was left out and why. A layer marked [`Compat::Required`] turns
-//! that into an [`Error::Unsupported`](crate::Error::Unsupported) with a hint instead.
-//!
-//! Log the report; do not branch on it. If a layer matters to you, require it.
+//! Every layer asked for is held, exactly or through a substitute the [`Report`] names. When
+//! the host cannot make a layer (a common case: unprivileged user namespaces are disabled, as
+//! on Ubuntu ≥ 23.10 through AppArmor; no writable cgroup for an ordinary user), ringfence uses
+//! the closest safe substitute where one exists: the filesystem view through Landlock instead
+//! of a mount namespace, with a private directory as `TMPDIR` for the private `/tmp`; the
+//! process limit as `RLIMIT_NPROC` inside the sandbox's user namespace and the memory limit as
+//! per-process `RLIMIT_AS`/`RLIMIT_DATA` instead of a cgroup. Where there is no substitute the
+//! spawn fails with [`Error::Unsupported`](crate::Error::Unsupported), the reason and the fix
+//! ([`Compat::Required`], the default), unless best effort was chosen
+//! ([`Compat::BestEffort`]): then the sandbox runs without that layer and the report says so.
 
 use std::fmt;
 use std::fs;
@@ -16,13 +19,15 @@ use std::sync::OnceLock;
 
 use crate::ns::Namespace;
 
-/// How to treat a layer that this host cannot provide.
+/// How to treat a layer that this host cannot provide, neither exactly nor through a
+/// substitute (see [`Enforcement::Substituted`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Compat {
-    /// Run without it and say so in the [`Report`] (the default).
-    #[default]
+    /// Run without it and say so in the [`Report`].
     BestEffort,
-    /// Refuse to spawn: `spawn` returns [`Error::Unsupported`](crate::Error::Unsupported).
+    /// Refuse to spawn: `spawn` returns [`Error::Unsupported`](crate::Error::Unsupported)
+    /// (the default).
+    #[default]
     Required,
 }
 
@@ -119,6 +124,13 @@ impl fmt::Display for Layer {
 pub enum Enforcement {
     /// In force.
     Enforced,
+    /// Held through a substitute, because this host could not provide the layer itself.
+    Substituted {
+        /// What stands in for the layer, e.g. "Landlock rules over the host's paths".
+        substitute: String,
+        /// Why the layer itself could not be had.
+        reason: String,
+    },
     /// Requested, but this host could not provide it.
     NotEnforced {
         /// Why not.
@@ -155,24 +167,66 @@ impl Report {
             .map(|(_, e)| e)
     }
 
-    /// Whether `layer` was requested and is in force.
+    /// Whether `layer` was requested and is in force exactly (not through a substitute).
     pub fn is_enforced(&self, layer: Layer) -> bool {
         matches!(self.get(layer), Some(Enforcement::Enforced))
     }
 
-    /// Whether every requested layer is in force.
+    /// Whether `layer` was requested and is held, exactly or through a substitute.
+    pub fn is_held(&self, layer: Layer) -> bool {
+        matches!(
+            self.get(layer),
+            Some(Enforcement::Enforced | Enforcement::Substituted { .. })
+        )
+    }
+
+    /// Whether every requested layer is in force exactly.
     pub fn is_fully_enforced(&self) -> bool {
         self.entries
             .iter()
             .all(|(_, e)| matches!(e, Enforcement::Enforced))
     }
 
-    /// The layers that were requested but are not in force.
+    /// The layers that were requested but are not in force (neither exactly nor through a
+    /// substitute).
     pub fn not_enforced(&self) -> impl Iterator<Item = (Layer, &str, &'static str)> {
         self.entries.iter().filter_map(|(l, e)| match e {
             Enforcement::NotEnforced { reason, hint } => Some((*l, reason.as_str(), *hint)),
-            Enforcement::Enforced => None,
+            _ => None,
         })
+    }
+
+    /// The layers held through a substitute: the layer, its substitute, and why.
+    pub fn substituted(&self) -> impl Iterator<Item = (Layer, &str, &str)> {
+        self.entries.iter().filter_map(|(l, e)| match e {
+            Enforcement::Substituted { substitute, reason } => {
+                Some((*l, substitute.as_str(), reason.as_str()))
+            }
+            _ => None,
+        })
+    }
+
+    /// One short line naming what was substituted and what is not enforced, e.g.
+    /// `"substituted: filesystem view, cgroup limits; not enforced: net namespace"`, or `None`
+    /// when every requested layer is in force exactly.
+    pub fn summary(&self) -> Option<String> {
+        let list = |names: Vec<String>| {
+            let mut out: Vec<String> = Vec::new();
+            for n in names {
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+            out.join(", ")
+        };
+        let subst = list(self.substituted().map(|(l, _, _)| l.to_string()).collect());
+        let missing = list(self.not_enforced().map(|(l, _, _)| l.to_string()).collect());
+        match (subst.is_empty(), missing.is_empty()) {
+            (true, true) => None,
+            (false, true) => Some(format!("substituted: {subst}")),
+            (true, false) => Some(format!("not enforced: {missing}")),
+            (false, false) => Some(format!("substituted: {subst}; not enforced: {missing}")),
+        }
     }
 }
 
@@ -181,6 +235,9 @@ impl fmt::Display for Report {
         for (layer, e) in &self.entries {
             match e {
                 Enforcement::Enforced => writeln!(f, "  enforced      {layer}")?,
+                Enforcement::Substituted { substitute, reason } => {
+                    writeln!(f, "  substituted   {layer}: {substitute} ({reason})")?
+                }
                 Enforcement::NotEnforced { reason, hint } => {
                     writeln!(f, "  NOT enforced  {layer}: {reason} (fix: {hint})")?
                 }

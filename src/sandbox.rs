@@ -53,8 +53,11 @@ use std::sync::{Arc, Mutex};
 /// # Best effort or required
 ///
 /// Each optional layer follows the [`Compat`] level in force when it is added
-/// ([`Sandbox::compat`]): best effort by default — if this host cannot provide it, the sandbox
-/// runs without it and the [`Report`](crate::Report) says so — or required.
+/// ([`Sandbox::compat`]). A layer this host cannot make is held through a substitute where one
+/// exists (the [`Report`](crate::Report) names it: see [`crate::probe`]); where none exists
+/// the spawn fails with the reason and the fix — the default, [`Compat::Required`] — unless
+/// the layer was added after `compat(Compat::BestEffort)`: then the sandbox runs without it
+/// and the report says so.
 ///
 /// ```no_run
 /// use ringfence::{Command, Net, Sandbox, Stdio};
@@ -91,10 +94,11 @@ pub struct Sandbox {
     pub(crate) seccomp: Arc<Profile>,
     pub(crate) landlock: Option<(Landlock, Compat)>,
     pub(crate) cgroup: CgroupConfig,
+    /// The compatibility level of each cgroup limit.
+    pub(crate) cgroup_compat: crate::degrade::LimitCompat,
     pub(crate) cwd: Option<std::path::PathBuf>,
     /// Learning: every syscall is notified, recorded and let through.
     pub(crate) learning: bool,
-    pub(crate) cgroups_best_effort: bool,
     /// A running sandbox or pod to enter instead of creating namespaces (or why it cannot be).
     pub(crate) join: Option<Arc<std::result::Result<JoinSpec, JoinProblem>>>,
     /// Work that does not depend on the command, done at the first spawn and kept.
@@ -151,12 +155,12 @@ impl Sandbox {
             seccomp: Arc::new(Profile::default_container()),
             landlock: None,
             cgroup: CgroupConfig::default(),
+            cgroup_compat: Default::default(),
             cwd: None,
             learning: false,
-            cgroups_best_effort: false,
             join: None,
             cache: Arc::default(),
-            compat: Compat::BestEffort,
+            compat: Compat::Required,
         }
     }
 
@@ -173,8 +177,9 @@ impl Sandbox {
 
     /// Landlock rules for the program: which files and TCP ports it may use, and scoping of
     /// signals and abstract unix sockets. Unprivileged, so it holds with and without
-    /// namespaces; best effort by default (the [`Report`](crate::Report) says what this kernel
-    /// enforces), or required after [`Sandbox::compat`]`(Compat::Required)`.
+    /// namespaces. Follows [`Sandbox::compat`]: required by default (a part this kernel cannot
+    /// enforce fails the spawn with the fix), or after `compat(Compat::BestEffort)` run with
+    /// the parts this kernel enforces (the [`Report`](crate::Report) says which).
     pub fn landlock(mut self, rules: Landlock) -> Sandbox {
         self.landlock = Some((rules, self.compat));
         self.cache = Arc::default();
@@ -186,16 +191,22 @@ impl Sandbox {
     /// below the caller's cgroup; killing the sandbox then kills every process in that cgroup.
     /// When a run ends its cgroup, emptied, is kept for this `Sandbox`'s next spawn (peaks
     /// reset, limits rewritten, usage counted per run) and removed once the sandbox and its
-    /// children are dropped. Without permission to create it (rootless without
-    /// delegation), `spawn` fails with a hint, unless [`Sandbox::cgroups_best_effort`].
+    /// children are dropped.
+    ///
+    /// Without a writable cgroup (rootless without delegation) the limits that have a
+    /// substitute get it (see [`Sandbox::pids_limit`], [`Sandbox::memory_limit`]); the CPU
+    /// quota and weight, the cpuset and swap have none: `spawn` fails with a hint, unless they
+    /// were added after [`Sandbox::compat`]`(Compat::BestEffort)`.
     pub fn cpu_quota(mut self, cpu: Cpu) -> Sandbox {
         self.cgroup.cpu = Some(cpu);
+        self.cgroup_compat.cpu = self.compat;
         self
     }
 
     /// Relative CPU weight under contention, 1 to 10000 (default 100).
     pub fn cpu_weight(mut self, weight: u32) -> Sandbox {
         self.cgroup.cpu_weight = Some(weight);
+        self.cgroup_compat.cpu_weight = self.compat;
         self
     }
 
@@ -204,39 +215,46 @@ impl Sandbox {
     /// ([`Outcome::oom_killed`](crate::Outcome::oom_killed)). The cgroup is reused by later
     /// spawns as [`Sandbox::cpu_quota`] says: page cache a run leaves charged to it counts
     /// in the next run's peak (and under its limit) until the kernel reclaims it.
+    ///
+    /// Without a writable cgroup the substitute is a per-process limit: `RLIMIT_AS` and
+    /// `RLIMIT_DATA` of this size for every process of the sandbox (an allocation beyond it
+    /// fails with `ENOMEM` instead of an OOM kill; several processes together may use more).
     pub fn memory_limit(mut self, limit: impl Into<Size>) -> Sandbox {
         self.cgroup.memory = Some(limit.into().0);
+        self.cgroup_compat.memory = self.compat;
         self
     }
 
     /// Allow this much swap on top of the memory limit; `Size::bytes(0)` forbids swapping.
     pub fn memory_swap(mut self, swap: impl Into<Size>) -> Sandbox {
         self.cgroup.swap = Some(swap.into().0);
+        self.cgroup_compat.swap = self.compat;
         self
     }
 
     /// Limit the number of processes and threads (a fork bomb stops there).
+    ///
+    /// Without a writable cgroup the substitute is `RLIMIT_NPROC` inside the sandbox's own
+    /// user namespace, which Linux ≥ 5.14 counts per user namespace: it caps the sandbox's
+    /// processes and threads, not the user's (for a caller that is not root, which the limit
+    /// does not bind).
     pub fn pids_limit(mut self, max: u64) -> Sandbox {
         self.cgroup.pids = Some(max);
+        self.cgroup_compat.pids = self.compat;
         self
     }
 
     /// Run on these CPUs only, as a kernel CPU list such as `"0-1,3"`.
     pub fn cpuset(mut self, cpus: impl Into<String>) -> Sandbox {
         self.cgroup.cpuset = Some(cpus.into());
+        self.cgroup_compat.cpuset = self.compat;
         self
     }
 
     /// Create the sandbox's cgroup below this cgroup directory instead of the caller's own.
     pub fn cgroup_parent(mut self, dir: impl AsRef<std::path::Path>) -> Sandbox {
         self.cgroup.parent = Some(dir.as_ref().into());
-        self
-    }
-
-    /// Run without the cgroup limits when the cgroup cannot be created here (the
-    /// [`Report`](crate::Report) says so), instead of failing.
-    pub fn cgroups_best_effort(mut self) -> Sandbox {
-        self.cgroups_best_effort = true;
+        self.cgroup_compat.parent = self.compat;
         self
     }
 
@@ -244,16 +262,6 @@ impl Sandbox {
     /// [`Command::current_dir`] (by default the caller's, which a new root may not have).
     pub fn chdir(mut self, dir: impl AsRef<std::path::Path>) -> Sandbox {
         self.cwd = Some(dir.as_ref().into());
-        self
-    }
-
-    /// Make the Landlock rules required: `spawn` fails (with what this kernel lacks and the
-    /// fix) instead of running with the parts the running kernel can enforce.
-    pub fn landlock_required(mut self) -> Sandbox {
-        if let Some((_, compat)) = &mut self.landlock {
-            *compat = Compat::Required;
-        }
-        self.cache = Arc::default();
         self
     }
 
@@ -364,9 +372,19 @@ impl Sandbox {
     /// - every capability dropped, `no_new_privs`, and the rest of [`Sandbox::new`]'s hygiene.
     ///
     /// Add binds for what the program needs (its own files, a work directory).
+    ///
+    /// Where the host refuses the namespaces (an ordinary user without user namespaces), the
+    /// filesystem view is held through Landlock instead (see [`crate::probe`]); the other
+    /// namespaces have no substitute, so the spawn fails unless best effort was chosen:
+    /// `Sandbox::new().compat(Compat::BestEffort).isolate()`.
     pub fn isolated() -> Sandbox {
-        Sandbox::new()
-            .unshare_all()
+        Sandbox::new().isolate()
+    }
+
+    /// Add every layer of [`Sandbox::isolated`] to this sandbox, at the [`Sandbox::compat`]
+    /// level in force.
+    pub fn isolate(self) -> Sandbox {
+        self.unshare_all()
             .hostname("sandbox")
             .host_system_ro()
             .mount_tmpfs("/tmp")
@@ -583,9 +601,9 @@ impl Sandbox {
     /// ```
     /// use ringfence::{Compat, Net, Sandbox};
     /// let sb = Sandbox::new()
-    ///     .ipc_ns()                 // best effort
-    ///     .compat(Compat::Required)
-    ///     .net(Net::New);           // required: spawn fails if it cannot be had
+    ///     .net(Net::New)            // required (the default): spawn fails if it cannot be had
+    ///     .compat(Compat::BestEffort)
+    ///     .ipc_ns();                // best effort: without it if this host cannot make it
     /// ```
     pub fn compat(mut self, level: Compat) -> Sandbox {
         self.compat = level;
@@ -858,9 +876,9 @@ impl Sandbox {
             seccomp: self.seccomp.clone(),
             landlock: self.landlock.clone(),
             cgroup: CgroupConfig::default(),
+            cgroup_compat: Default::default(),
             cwd: self.cwd.clone(),
             learning: self.learning,
-            cgroups_best_effort: false,
             join: None,
             cache: self.cache.clone(),
             compat: self.compat,
@@ -918,7 +936,12 @@ mod tests {
 
     #[test]
     fn compat_applies_to_later_layers_and_stricter_wins() {
+        assert_eq!(
+            Sandbox::new().pid_ns().ns[Namespace::Pid.index()],
+            Some(Compat::Required)
+        );
         let sb = Sandbox::new()
+            .compat(Compat::BestEffort)
             .ipc_ns()
             .compat(Compat::Required)
             .pid_ns()

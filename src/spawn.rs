@@ -603,7 +603,8 @@ struct Prepared {
     landlock: Option<Arc<crate::landlock::PreparedLandlock>>,
     landlock_fd: Option<OwnedFd>,
     cgroup: Option<crate::cgroup::SandboxCgroup>,
-    cgroup_problem: Option<String>,
+    /// The cgroup limits that could not be had, and why.
+    cgroup_problem: Option<(crate::cgroup::CgroupConfig, crate::cgroup::CgroupError)>,
     /// A pidfd of this process (see `Plan::parent_fd`), where pidfds are available.
     parent_fd: Option<OwnedFd>,
     /// See `Plan::cgroup_tasks`; the descriptors are owned by `cgroup_tasks_owned`.
@@ -756,12 +757,8 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
     } else {
         match sb.cgroup_pool().take(cgroup_cfg, pod_cgroup.is_none()) {
             Ok(c) => (Some(c), None),
-            Err(e)
-                if sb.cgroups_best_effort
-                    && !matches!(e, crate::cgroup::CgroupError::InvalidConfig { .. }) =>
-            {
-                (None, Some(e.to_string()))
-            }
+            // Substitutes or a refusal, once the namespaces are decided.
+            Err(e) if crate::degrade::substitutable(&e) => (None, Some((cgroup_cfg.clone(), e))),
             Err(e) => return Err(Error::Cgroup(e)),
         }
     };
@@ -872,8 +869,19 @@ fn spawn_as(
 
     // Clone; if the kernel refuses the namespaces and none is required, once more without.
     let mut refused: Option<Unavailable> = None;
-    let (d, pid, pidfd, status_r, born_in_cgroup) = loop {
+    let (d, pid, pidfd, status_r, born_in_cgroup, limits) = loop {
         let d = decide(sb, host, refused.as_ref())?;
+        let limits = match &prep.cgroup_problem {
+            Some((cfg, e)) => Some(crate::degrade::limits(
+                cfg,
+                e,
+                &sb.cgroup_compat,
+                d.flags & Namespace::User.clone_flag() != 0,
+                host,
+                &prep.rlimits,
+            )?),
+            None => None,
+        };
         let (status_r, status_w) = if d.pid_ns || d.relay {
             let (r, w) = pipe()?;
             (Some(r), Some(above(w, prep.floor)?))
@@ -906,7 +914,7 @@ fn spawn_as(
                 .map(|i: usize| prep.child_stdio[i].as_ref().map_or(-1, |f| f.as_raw_fd())),
             pass: &prep.pass,
             keep: &prep.keep,
-            rlimits: &prep.rlimits,
+            rlimits: limits.as_ref().map_or(&prep.rlimits, |l| &l.rlimits),
             umask: sb.umask.map(|m| m as libc::mode_t),
             uid: sb.uid,
             gid: sb.gid,
@@ -952,7 +960,7 @@ fn spawn_as(
             Ok(Some((pid, pidfd, born_in_cgroup))) => {
                 drop(blocked);
                 drop(status_w);
-                break (d, pid, pidfd, status_r, born_in_cgroup);
+                break (d, pid, pidfd, status_r, born_in_cgroup, limits);
             }
             Err(e) => {
                 drop(blocked);
@@ -991,7 +999,6 @@ fn spawn_as(
         landlock,
         landlock_fd,
         cgroup,
-        cgroup_problem,
         cgroup_tasks_owned,
         usernet,
         ..
@@ -1115,14 +1122,8 @@ fn spawn_as(
     }
     if cgroup.is_some() {
         report.push(Layer::Cgroup, Enforcement::Enforced);
-    } else if let Some(reason) = cgroup_problem {
-        report.push(
-            Layer::Cgroup,
-            Enforcement::NotEnforced {
-                reason,
-                hint: "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes)",
-            },
-        );
+    } else if let Some(l) = limits {
+        report.push(Layer::Cgroup, l.enforcement);
     }
     if let Some(pod) = join_spec(sb).and_then(|j| j.pod.as_ref()) {
         if let Ok(fd) = pidfd.try_clone() {

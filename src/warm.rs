@@ -186,7 +186,8 @@ impl Prepared {
             .into());
         }
         if !sb.requests(Namespace::Pid) {
-            sb = sb.pid_ns();
+            // Not asked for: the zygote's own, best effort (see the module's notes).
+            sb = sb.compat(crate::probe::Compat::BestEffort).pid_ns();
         }
         let seccomp = sb.compiled_seccomp()?;
         let extra = options

@@ -1,7 +1,8 @@
-//! Degrading honestly. Many hosts refuse namespaces to ordinary users (Ubuntu >= 23.10 through
-//! AppArmor, `user.max_user_namespaces=0`, container runtimes' seccomp filters). There a best
-//! effort sandbox still runs with the layers that work, and reports exactly what it lacks; a
-//! required layer fails with a hint instead.
+//! Degrading closed. Many hosts refuse namespaces to ordinary users (Ubuntu >= 23.10 through
+//! AppArmor, `user.max_user_namespaces=0`, container runtimes' seccomp filters) and rarely give
+//! them a writable cgroup. There a layer is held through a substitute the report names where
+//! one exists; where none does, a required layer (the default) fails with a hint, and a best
+//! effort sandbox runs with the layers that work and reports exactly what it lacks.
 //!
 //! Each test runs in a fresh process (as uid 65534 for the rootless ones) that first installs a
 //! seccomp filter on itself, like Docker's default profile: `clone3` fails with ENOSYS (so
@@ -80,7 +81,11 @@ rootless_test! {
             return common::skip("runs only in the rootless re-run (needs a root test process)");
         }
         refuse_namespaces(libc::CLONE_NEWUSER as u64);
-        let sb = Sandbox::new().pid_ns().net(Net::New).hostname("box");
+        let sb = Sandbox::new()
+            .compat(Compat::BestEffort)
+            .pid_ns()
+            .net(Net::New)
+            .hostname("box");
         let child = sb.spawn(&rf(&["sleep", "0"])).unwrap();
         let report = child.report().clone();
         drop(child);
@@ -106,8 +111,8 @@ rootless_test! {
         assert_ne!(f.get("hostname"), "box");
         assert_eq!(f.get("fds").split(',').count(), 3);
 
-        // Required: a clear error naming the layer, with the fix.
-        let sb = Sandbox::new().compat(Compat::Required).pid_ns();
+        // Required (the default): a clear error naming the layer, with the fix.
+        let sb = Sandbox::new().pid_ns();
         match sb.spawn(&rf(&["sleep", "0"])) {
             Err(e @ Error::Unsupported { layer: Layer::Namespace(Namespace::Pid), .. }) => {
                 let msg = e.to_string();
@@ -128,7 +133,10 @@ fresh_process_test! {
         refuse_namespaces(ALL_NS);
         let before = nix::unistd::gethostname().unwrap();
         // As root, sethostname would succeed on the host itself: it must be skipped.
-        let sb = Sandbox::new().hostname("must-not-leak").ipc_ns();
+        let sb = Sandbox::new()
+            .compat(Compat::BestEffort)
+            .hostname("must-not-leak")
+            .ipc_ns();
         let out = sb.output(&rf(&["facts"])).unwrap();
         assert!(out.success());
         assert_eq!(nix::unistd::gethostname().unwrap(), before);
@@ -136,7 +144,11 @@ fresh_process_test! {
         assert_eq!(f.get("hostname"), before.to_string_lossy());
         assert!(!out.report.is_enforced(Layer::Hostname));
         assert!(!out.report.is_enforced(Layer::Namespace(Namespace::Uts)));
-        let required = Sandbox::new().ipc_ns().compat(Compat::Required).hostname("x");
+        let required = Sandbox::new()
+            .compat(Compat::BestEffort)
+            .ipc_ns()
+            .compat(Compat::Required)
+            .hostname("x");
         assert!(matches!(
             required.spawn(&rf(&["sleep", "0"])),
             Err(Error::Unsupported { layer: Layer::Namespace(Namespace::Uts), .. })
@@ -178,5 +190,70 @@ rootless_test! {
         let e = refused(&Sandbox::new().net(Net::join(ns)), &Command::new("/bin/true"));
         assert_eq!(e.stage(), Some(Stage::JoinNetNs), "{e}");
         assert_eq!(e.errno(), Some(Errno::EPERM));
+    }
+}
+
+rootless_test! {
+    fn limits_without_a_cgroup_hold_through_resource_limits() {
+        if !common::userns_available() {
+            return common::skip("user namespaces are not available to uid 65534 here");
+        }
+        let inspect = common::inspect();
+        let sb = Sandbox::isolated()
+            .bind_ro(&inspect, "/rf-inspect")
+            .memory_limit(256 << 20)
+            .pids_limit(16)
+            .timeout(std::time::Duration::from_secs(30));
+        let out = sb.output(Command::new("/rf-inspect").args(["attack", "forkbomb"])).unwrap();
+        eprintln!("report:\n{}", out.report);
+        match out.report.get(Layer::Cgroup) {
+            Some(Enforcement::Substituted { substitute, reason }) => {
+                assert!(substitute.contains("RLIMIT_NPROC of 16"), "{substitute}");
+                assert!(substitute.contains("RLIMIT_AS/RLIMIT_DATA of 268435456 bytes per process"), "{substitute}");
+                assert!(reason.contains("no cgroup"), "{reason}");
+            }
+            Some(Enforcement::Enforced) => {
+                return common::skip("uid 65534 has a writable cgroup here: no substitute needed");
+            }
+            other => panic!("cgroup limits: {other:?}\n{}", out.report),
+        }
+        assert_eq!(out.report.summary().as_deref(), Some("substituted: cgroup limits"));
+        // The fork bomb stops at the limit: 16 tasks with the init and the bomb itself.
+        let f = common::Facts::parse(&out);
+        let forked: u32 = f.get("forked").parse().unwrap();
+        assert!((1..=14).contains(&forked), "forked {forked}");
+        assert_eq!(f.get("fork_errno"), libc::EAGAIN.to_string());
+
+        // One process cannot touch 1 GiB.
+        let out = sb.output(Command::new("/rf-inspect").args(["attack", "hog", "1024"])).unwrap();
+        let f = common::Facts::parse(&out);
+        assert_eq!(f.get("hog_errno"), libc::ENOMEM.to_string());
+        let mib: u32 = f.get("hog_mib").parse().unwrap();
+        assert!(mib < 256, "touched {mib} MiB");
+
+        // A limit without a substitute fails, with the reason and the fix...
+        let e = refused(&sb.clone().swap_free(), &Command::new("/rf-inspect"));
+        assert!(matches!(e, Error::Unsupported { layer: Layer::Cgroup, .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("no substitute for the swap limit"), "{msg}");
+        assert!(e.hint().unwrap().contains("Delegate=yes"), "{msg}");
+        // ...unless it was asked for best effort: then the report says it is not enforced.
+        let lax = sb.clone().compat(Compat::BestEffort).memory_swap(0);
+        let out = lax.output(Command::new("/rf-inspect").args(["sleep", "0"])).unwrap();
+        assert!(out.success());
+        assert!(matches!(out.report.get(Layer::Cgroup), Some(Enforcement::NotEnforced { .. })));
+        assert_eq!(out.report.summary().as_deref(), Some("not enforced: cgroup limits"));
+        assert!(common::children().is_empty());
+    }
+}
+
+/// A required swap limit (which has no substitute without a cgroup).
+trait SwapFree {
+    fn swap_free(self) -> Sandbox;
+}
+
+impl SwapFree for Sandbox {
+    fn swap_free(self) -> Sandbox {
+        self.memory_swap(0)
     }
 }

@@ -228,7 +228,6 @@ fn dropping_the_pod_ends_members_without_cgroups() {
     }
     let pod = Pod::new().spawn().unwrap();
     let mut a = Sandbox::isolated()
-        .cgroups_best_effort()
         .pod(&pod)
         .spawn(&sh("sleep 60"))
         .unwrap();

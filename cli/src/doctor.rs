@@ -264,10 +264,11 @@ fn trial_sandbox() -> Result<ringfence::Report, String> {
         .into_iter()
         .filter(|p| Path::new(p).exists())
         .collect();
-    let sandbox = Sandbox::isolated()
+    let sandbox = Sandbox::new()
+        .compat(ringfence::Compat::BestEffort)
+        .isolate()
         .landlock(Landlock::new().read_only(readable))
-        .pids_limit(1024)
-        .cgroups_best_effort();
+        .pids_limit(1024);
     let mut cmd = Command::new(program);
     cmd.stdin(Stdio::Null)
         .stdout(Stdio::Null)
@@ -506,7 +507,7 @@ fn checks(
 }
 
 fn cgroup_check(cgroup: &CgroupInfo) -> Check {
-    let fix_write = "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes ringfence ...) and pass a cgroup below it with --cgroup-parent; or run with --cgroups-best-effort";
+    let fix_write = "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes ringfence ...) and pass a cgroup below it with --cgroup-parent; without one, --memory and --pids are held through resource limits, and --best-effort runs without the rest";
     let (version, mount) = match &cgroup.backend {
         CgroupBackend::V2 { mount } => ("v2", mount.display().to_string()),
         CgroupBackend::V1 { .. } => ("v1", "per-controller hierarchies".to_owned()),
@@ -586,7 +587,7 @@ fn render(checks: &[Check], trial: &Result<ringfence::Report, String>) -> String
         }
     }
     out.push_str(
-        "\nA sandbox here (--isolated --pids 1024 --landlock-ro /usr ... --cgroups-best-effort):\n",
+        "\nA sandbox here (--isolated --pids 1024 --landlock-ro /usr ... --best-effort):\n",
     );
     match trial {
         Ok(report) => out.push_str(&report.to_string()),

@@ -37,8 +37,11 @@ Run a command in a sandbox and exit with its status.
 Without flags the command gets process hygiene only (no namespaces): a new session without a \
 controlling terminal, no_new_privs, every capability dropped, every file descriptor but stdin, \
 stdout and stderr closed, an empty environment except PATH, and it is killed if ringfence dies. \
-Each flag adds one layer; layers this host cannot provide are left out with a warning (or make \
-the run fail with --require).
+Each flag adds one layer. A layer this host cannot make is held through a substitute where one \
+exists (the filesystem view through Landlock without a mount namespace, the memory and process \
+limits as resource limits without a cgroup); where none exists the run fails (exit 125) with the \
+reason and the fix, unless --best-effort is given. One line on stderr names what was substituted \
+or left out; --report lists every layer.
 
 stdin, stdout and stderr are ringfence's own. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and \
 SIGUSR2 sent to ringfence are forwarded to the sandbox.
@@ -324,11 +327,6 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", help_heading = RESOURCES)]
     cgroup_parent: Option<PathBuf>,
 
-    /// Run without the cgroup limits (with a warning) when this user cannot create a cgroup,
-    /// instead of failing [Sandbox::cgroups_best_effort].
-    #[arg(long, help_heading = RESOURCES)]
-    cgroups_best_effort: bool,
-
     /// The command's working directory inside the sandbox (by default ringfence's, or / with
     /// a filesystem flag) [Command::current_dir].
     #[arg(long, value_name = "DIR", help_heading = PROCESS)]
@@ -357,10 +355,10 @@ pub struct RunArgs {
     #[arg(long, help_heading = PROCESS)]
     no_die_with_parent: bool,
 
-    /// Fail (exit 125) instead of running without a layer this host cannot provide: every
-    /// requested layer becomes required [Sandbox::compat(Compat::Required)].
+    /// Run without the layers this host can neither make nor substitute (one line on stderr
+    /// names them), instead of failing [Sandbox::compat(Compat::BestEffort)].
     #[arg(long, help_heading = PROCESS)]
-    require: bool,
+    best_effort: bool,
 
     /// After the run, write the outcome as one line of JSON to stderr, or to FILE: status,
     /// exit_code, timed_out, oom_killed, usage (wall/user/sys ms, max RSS; with cgroup limits
@@ -538,8 +536,8 @@ fn repeat(args: &RunArgs, matches: &ArgMatches, n: u64) -> Result<i32, Failure> 
         .stdout(ringfence::Stdio::null())
         .stderr(ringfence::Stdio::null());
     let mut warm = sandbox.warm()?;
-    for (layer, reason, hint) in warm.report().not_enforced() {
-        eprintln!("ringfence: warning: {layer} is not enforced: {reason}\nhint: {hint}");
+    if let Some(summary) = warm.report().summary() {
+        eprintln!("ringfence: {summary}");
     }
     let mut outcomes: std::collections::BTreeMap<String, u64> = Default::default();
     let mut walls = Vec::with_capacity(n.min(1 << 20) as usize);
@@ -636,10 +634,8 @@ fn run(args: &RunArgs, matches: &ArgMatches) -> Result<Outcome, Failure> {
     }
     if args.report {
         eprint!("ringfence: enforcement report:\n{}", child.report());
-    } else {
-        for (layer, reason, hint) in child.report().not_enforced() {
-            eprintln!("ringfence: warning: {layer} is not enforced: {reason}\nhint: {hint}");
-        }
+    } else if let Some(summary) = child.report().summary() {
+        eprintln!("ringfence: {summary} (--report for details)");
     }
     Ok(child.wait()?)
 }
@@ -748,8 +744,9 @@ fn stored_args(a: &RunArgs) -> Vec<OsString> {
     if a.no_die_with_parent {
         flag("--no-die-with-parent", None);
     }
-    if a.require {
-        flag("--require", None);
+    if a.best_effort {
+        // What the sandbox ran without, an exec into it runs without too.
+        flag("--best-effort", None);
     }
     out.push("--".into());
     out.push("true".into());
@@ -790,18 +787,12 @@ pub fn sandbox_from_args(args: &[OsString]) -> Result<(Sandbox, Allowed), Failur
 
 /// The sandbox the flags describe.
 fn sandbox(a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Failure> {
-    let mut sb = if a.isolated {
-        Sandbox::isolated()
-    } else {
-        Sandbox::new()
-    };
-    if a.require {
-        sb = sb.compat(Compat::Required);
-        if a.isolated {
-            // `isolated()` added its layers best effort: asking again at the stricter level
-            // makes them required (the filesystem view needs the mount namespace).
-            sb = sb.unshare_all().mount_ns().hostname("sandbox");
-        }
+    let mut sb = Sandbox::new();
+    if a.best_effort {
+        sb = sb.compat(Compat::BestEffort);
+    }
+    if a.isolated {
+        sb = sb.isolate();
     }
     if a.unshare_all {
         sb = sb.unshare_all();
@@ -1073,9 +1064,6 @@ fn cgroups(mut sb: Sandbox, a: &RunArgs) -> Sandbox {
     }
     if let Some(dir) = &a.cgroup_parent {
         sb = sb.cgroup_parent(dir);
-    }
-    if a.cgroups_best_effort {
-        sb = sb.cgroups_best_effort();
     }
     sb
 }

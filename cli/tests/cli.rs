@@ -356,14 +356,7 @@ fn net_none_has_only_loopback() {
 
 #[test]
 fn report_lists_layers() {
-    let o = ringfence(&[
-        "run",
-        "--report",
-        "--require",
-        "--unshare-pid",
-        "--",
-        "true",
-    ]);
+    let o = ringfence(&["run", "--report", "--unshare-pid", "--", "true"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("enforced      pid namespace"), "{err}");
