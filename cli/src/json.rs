@@ -11,8 +11,9 @@ fn millis(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The enforcement report as a list of `{"layer", "description", "enforced"[, "reason",
-/// "hint"]}`; `layer` is the stable name (e.g. `namespace.pid`).
+/// The enforcement report as a list of `{"layer", "description", "enforced"[, "substitute"][,
+/// "reason"][, "hint"]}`; `layer` is the stable name (e.g. `namespace.pid`); `substitute` names
+/// what holds a layer the host could not make.
 pub fn report(r: &Report) -> Value {
     r.iter()
         .map(|(layer, e)| {
@@ -21,9 +22,16 @@ pub fn report(r: &Report) -> Value {
                 "description": layer.to_string(),
                 "enforced": r.is_enforced(layer),
             });
-            if let Enforcement::NotEnforced { reason, hint } = e {
-                v["reason"] = json!(reason);
-                v["hint"] = json!(hint);
+            match e {
+                Enforcement::NotEnforced { reason, hint } => {
+                    v["reason"] = json!(reason);
+                    v["hint"] = json!(hint);
+                }
+                Enforcement::Substituted { substitute, reason } => {
+                    v["substitute"] = json!(substitute);
+                    v["reason"] = json!(reason);
+                }
+                _ => {}
             }
             v
         })
