@@ -106,15 +106,23 @@
 //! `src/inside/mod.rs`). The death signal is tied to the spawning *thread*: spawn from a
 //! thread that outlives the sandbox, or turn it off with [`Sandbox::die_with_parent`].
 //!
-//! # Test strategy
+//! # Dependencies in the API
 //!
-//! Integration tests (`tests/`) run real sandboxes and look at them from inside with a small
-//! inspection program and from outside through `/proc`: namespace inodes, descriptors,
-//! capabilities, zombies, surviving processes. Each runs as root and, re-executed as uid 65534,
-//! rootless; tests that must change process-wide state (a seccomp filter that refuses
-//! namespaces, to show honest degradation) run in a fresh process. Tests skip visibly, printing
-//! why, where the host lacks a feature.
+//! ringfence's API has its own types, with three exceptions re-exported from the crates that
+//! do the work, so that callers need no direct dependency on them: [`Errno`] (from `nix`, in
+//! every [`Error`]), [`Signal`] (from `nix`, for [`Child::signal`]) and [`Capability`] (from
+//! `caps`, for [`Sandbox::capabilities`]). They are plain enums of the kernel's numbers; a
+//! release of ringfence that moves to a version of `nix` or `caps` in which they change is a
+//! breaking release. Nothing else of `nix`, `caps`, `landlock`, `seccompiler` or `libc` appears
+//! in the API.
+//!
+//! # Getting help, reporting problems
+//!
+//! `ringfence doctor` (the CLI, `cargo install --path cli` in the repository) says what this
+//! host offers and what it lacks. SECURITY.md says how to report a vulnerability;
+//! docs/TESTING.md in the repository says how the test suite is organised and what it needs.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -142,6 +150,7 @@ mod warm;
 pub use crate::caps::Capability;
 pub use crate::cgroup::{CgroupUsage, Cpu};
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use crate::child::async_child::AsyncChild;
 pub use crate::child::{Child, Outcome, Usage};
 pub use crate::command::{Command, Stdio};

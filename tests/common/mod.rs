@@ -1,6 +1,7 @@
 //! Shared support for the integration tests.
 //!
-//! - `rf-inspect` (tests/helper) is run inside sandboxes to report what it sees.
+//! - `rf-inspect` (tests/helper, a workspace member of its own) is run inside sandboxes to
+//!   report what it sees.
 //! - Rootless variants re-run one test of the current test binary in a fresh process as
 //!   uid/gid 65534 (`nobody`), which is how an unprivileged user meets ringfence.
 //! - Tests that change per-process state (a seccomp filter on the test process) use the same
@@ -19,11 +20,51 @@ pub const CHILD_ENV: &str = "RINGFENCE_TEST_CHILD";
 /// Path of rf-inspect for a re-run child (when it had to be copied).
 pub const INSPECT_ENV: &str = "RINGFENCE_TEST_INSPECT";
 
-/// The `rf-inspect` binary.
+/// The `rf-inspect` binary: the one `RINGFENCE_TEST_INSPECT` names, or else the workspace
+/// member `tests/helper`, built at the first call.
 pub fn inspect() -> PathBuf {
-    std::env::var_os(INSPECT_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rf-inspect")))
+    if let Some(p) = std::env::var_os(INSPECT_ENV) {
+        return PathBuf::from(p);
+    }
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_inspect).clone()
+}
+
+/// Build rf-inspect (a no-op when `cargo build`/`cargo test --workspace` already did) with the
+/// cargo running the tests, in this test binary's profile, and return its path. rf-inspect is
+/// no binary of the library, so that the published crate does not carry it.
+fn build_inspect() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test binary>
+    let release = exe
+        .parent()
+        .and_then(Path::parent)
+        .is_some_and(|p| p.ends_with("release"));
+    let mut cmd = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
+    cmd.args([
+        "build",
+        "--quiet",
+        "--message-format=json",
+        "-p",
+        "rf-inspect",
+    ])
+    .arg("--manifest-path")
+    .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+    .stderr(std::process::Stdio::inherit());
+    if release {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("run cargo to build rf-inspect");
+    assert!(out.status.success(), "cargo build -p rf-inspect failed");
+    let json = String::from_utf8_lossy(&out.stdout);
+    let line = json
+        .lines()
+        .find(|l| l.contains("\"compiler-artifact\"") && l.contains("\"name\":\"rf-inspect\""))
+        .expect("cargo reported no rf-inspect binary");
+    let key = "\"executable\":\"";
+    let start = line.find(key).expect("rf-inspect has no executable") + key.len();
+    let len = line[start..].find('"').unwrap();
+    PathBuf::from(&line[start..start + len])
 }
 
 /// A command running `rf-inspect` with these arguments.
