@@ -830,6 +830,70 @@ fn prepare_for(
     }
 }
 
+/// A new ruleset for the Landlock domain that every sandboxed process (and every process
+/// joining a sandbox) enters before its program starts, even without Landlock rules; or why
+/// there can be none (the errno of `landlock_create_ruleset` and what it means).
+///
+/// A process in a Landlock domain may not ptrace, nor open `/proc/PID/mem`, `environ`, `fd/`
+/// or `exe` of, any process outside its domain (or a domain below it): a sandbox without a pid
+/// namespace cannot reach into its caller through `/proc/$PPID/mem`, and a process sent into
+/// a sandbox ([`Child::exec`](crate::Child::exec)) gets a fresh domain of its own, which the
+/// sandbox's processes cannot reach either. From ABI 6 (Linux 6.12) the domain also keeps
+/// signals and connections to abstract unix sockets inside it. The ruleset handles only
+/// [`FsAccess::MAKE_BLOCK`] and allows it nowhere (a ruleset must handle some right; making
+/// block devices needs CAP_MKNOD, which no sandbox has), so it restricts no file access a
+/// sandbox has.
+///
+/// One system call; the descriptor is close-on-exec and owned by the caller.
+pub(crate) fn baseline() -> Result<OwnedFd, (Errno, &'static str)> {
+    /// `struct landlock_ruleset_attr` (its size tells the kernel which fields there are).
+    #[repr(C)]
+    struct Attr {
+        handled_access_fs: u64,
+        handled_access_net: u64,
+        scoped: u64,
+    }
+    const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+    const SCOPE_SIGNAL: u64 = 1 << 1;
+    let abi = host_abi().map_err(|e| (e, unavailable_reason(e)))?;
+    let (scoped, size) = match abi {
+        6.. => (SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL, 24usize),
+        4 | 5 => (0, 16),
+        _ => (0, 8),
+    };
+    let attr = Attr {
+        handled_access_fs: FsAccess::MAKE_BLOCK.bits(),
+        handled_access_net: 0,
+        scoped,
+    };
+    // SAFETY: `attr` is a valid ruleset attribute of at least `size` bytes; the kernel returns
+    // a new descriptor (close-on-exec) or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &attr as *const Attr,
+            size,
+            0u32,
+        )
+    };
+    if fd < 0 {
+        let e = Errno::last();
+        return Err((e, unavailable_reason(e)));
+    }
+    // SAFETY: a new descriptor, owned by nobody else.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether the running kernel gives every sandbox the domain of [`baseline`], and why not.
+pub(crate) fn baseline_available() -> Result<(), &'static str> {
+    host_abi().map(drop).map_err(unavailable_reason)
+}
+
+/// The hint for a kernel without Landlock.
+pub(crate) const fn unavailable_hint() -> &'static str {
+    LANDLOCK_HINT
+}
+
 /// Open every rule's path (`O_PATH`, close-on-exec), with whether it is a directory.
 fn open_paths(l: &Landlock) -> Result<Vec<(&PathRule, File, bool)>, LandlockError> {
     l.paths

@@ -63,6 +63,10 @@ pub enum Layer {
     Landlock(crate::landlock::LandlockPart),
     /// The user-mode network stack of [`Net::User`](crate::Net::User), named.
     UserNet(crate::usernet::Stack),
+    /// A Landlock domain of the sandbox's own, entered even without Landlock rules: no
+    /// ptrace access (`/proc/PID/mem`, `environ`, `fd`, `exe`) to processes outside it, and
+    /// from Linux 6.12 no signals or abstract unix socket connections to them either.
+    LandlockDomain,
 }
 
 impl Layer {
@@ -93,6 +97,7 @@ impl Layer {
             Layer::Landlock(part) => part.name(),
             Layer::UserNet(crate::usernet::Stack::Pasta) => "user_net.pasta",
             Layer::UserNet(crate::usernet::Stack::Slirp4netns) => "user_net.slirp4netns",
+            Layer::LandlockDomain => "landlock.domain",
         }
     }
 }
@@ -114,6 +119,9 @@ impl fmt::Display for Layer {
             Layer::Cgroup => f.write_str("cgroup limits"),
             Layer::Landlock(part) => write!(f, "{part}"),
             Layer::UserNet(stack) => write!(f, "user-mode network ({stack})"),
+            Layer::LandlockDomain => {
+                f.write_str("Landlock domain (no access to processes outside)")
+            }
         }
     }
 }

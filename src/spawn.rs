@@ -98,12 +98,61 @@ pub(crate) struct Plan<'a> {
     pub candidates: &'a [CString],
     /// The Landlock ruleset to restrict the program with, or -1.
     pub landlock_fd: RawFd,
+    /// The ruleset of the domain every sandboxed process enters even without rules
+    /// (`landlock::baseline`), or -1 when the kernel has no Landlock.
+    pub landlock_base_fd: RawFd,
+    /// Where the caller's command line and environment strings lie in this process's memory
+    /// (the clone is a copy of it): processes that outlive the setup (init, relay, holder,
+    /// zygote) and a process joining a sandbox overwrite them in their own copy.
+    pub caller_strings: Option<CallerStrings>,
+    /// For a process joining a sandbox: the only descriptors it keeps (sorted) once it has
+    /// entered the sandbox's namespaces, before it enters its pid namespace. Empty otherwise.
+    pub join_keep: &'a [RawFd],
     /// The seccomp filters, installed last.
     pub seccomp: Option<&'a crate::seccomp::CompiledProfile>,
     /// Whether the filter has a listener, whose descriptor number is reported to the parent.
     pub seccomp_notify: bool,
     /// For a warm sandbox: the process becomes its zygote instead of executing a program.
     pub zygote: Option<&'a crate::inside::zygote::ZygotePlan<'a>>,
+}
+
+/// The caller's `argv` and `environ` strings: `[arg_start, arg_end)` and
+/// `[env_start, env_end)` of `/proc/self/stat`, the ranges the kernel shows as
+/// `/proc/PID/cmdline` and `/proc/PID/environ`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallerStrings {
+    pub arg: (usize, usize),
+    pub env: (usize, usize),
+}
+
+/// The caller's [`CallerStrings`], found once per process: only when both ranges lie in
+/// the main thread's stack mapping (where the kernel put them at exec), so that overwriting
+/// them in a copy of this process is safe.
+fn caller_strings() -> Option<CallerStrings> {
+    static STRINGS: std::sync::OnceLock<Option<CallerStrings>> = std::sync::OnceLock::new();
+    *STRINGS.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which may hold spaces and parentheses): the first
+        // is field 3; arg_start .. env_end are fields 48 to 51.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<usize> = rest
+            .split_whitespace()
+            .skip(45)
+            .take(4)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        let [a0, a1, e0, e1] = <[usize; 4]>::try_from(fields).ok()?;
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        let stack = maps.lines().find(|l| l.ends_with("[stack]"))?;
+        let (lo, hi) = stack.split_whitespace().next()?.split_once('-')?;
+        let lo = usize::from_str_radix(lo, 16).ok()?;
+        let hi = usize::from_str_radix(hi, 16).ok()?;
+        let inside = |a: usize, b: usize| lo <= a && a <= b && b <= hi;
+        (inside(a0, a1) && inside(e0, e1)).then_some(CallerStrings {
+            arg: (a0, a1),
+            env: (e0, e1),
+        })
+    })
 }
 
 /// An owned, NULL-terminated array of C strings, ready for `execve` (std's `CStringArray`).
@@ -602,6 +651,8 @@ struct Prepared {
     seccomp: Option<Arc<crate::seccomp::CompiledProfile>>,
     landlock: Option<Arc<crate::landlock::PreparedLandlock>>,
     landlock_fd: Option<OwnedFd>,
+    /// A duplicate of `landlock::baseline`'s ruleset (see `Plan::landlock_base_fd`).
+    landlock_base_fd: Option<OwnedFd>,
     cgroup: Option<crate::cgroup::SandboxCgroup>,
     /// The cgroup limits that could not be had, and why.
     cgroup_problem: Option<(crate::cgroup::CgroupConfig, crate::cgroup::CgroupError)>,
@@ -772,6 +823,11 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         )?),
         None => None,
     };
+    let landlock_base_fd = match crate::landlock::baseline() {
+        Ok(fd) => Some(above(fd, floor)?),
+        Err((Errno::ENOSYS | Errno::EOPNOTSUPP, _)) => None,
+        Err((e, _)) => return Err(Error::io("create the sandbox's Landlock ruleset", e)),
+    };
     let fs = sb.prepared_fs()?;
     // The cgroup files the child moves itself with: its own cgroup's (v1), or those of the
     // running sandbox it joins (`tasks` on v1, `cgroup.procs` on v2).
@@ -828,6 +884,7 @@ fn prepare(sb: &Sandbox, cmd: &Command) -> Result<Prepared> {
         seccomp,
         landlock,
         landlock_fd,
+        landlock_base_fd,
         cgroup,
         cgroup_problem,
         parent_fd,
@@ -888,6 +945,25 @@ fn spawn_as(
         } else {
             (None, None)
         };
+        // A process joining a sandbox keeps nothing of the caller but what it was given.
+        let join_keep = match join_spec(sb) {
+            Some(_) if prep.fs.is_none() => {
+                let mut keep: Vec<RawFd> = (0..3)
+                    .filter(|&i| prep.child_stdio[i as usize].is_none())
+                    .chain(prep.child_stdio.iter().flatten().map(|f| f.as_raw_fd()))
+                    .chain(prep.pass.iter().map(|(src, _)| *src))
+                    .chain([prep.err_w.as_raw_fd()])
+                    .chain(status_w.as_ref().map(|f| f.as_raw_fd()))
+                    .chain(prep.landlock_fd.as_ref().map(|f| f.as_raw_fd()))
+                    .chain(prep.landlock_base_fd.as_ref().map(|f| f.as_raw_fd()))
+                    .chain(prep.join_net.as_ref().map(|f| f.as_raw_fd()))
+                    .collect();
+                keep.sort_unstable();
+                keep.dedup();
+                keep
+            }
+            _ => Vec::new(),
+        };
         let plan = Plan {
             die_with_parent: sb.die_with_parent,
             sync_fd: prep.sync_r.as_raw_fd(),
@@ -928,6 +1004,9 @@ fn spawn_as(
             fs: prep.fs.as_deref().filter(|_| d.fs),
             candidates: &prep.candidates,
             landlock_fd: prep.landlock_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            landlock_base_fd: prep.landlock_base_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            caller_strings: caller_strings(),
+            join_keep: &join_keep,
             seccomp: prep.seccomp.as_deref(),
             seccomp_notify: prep.seccomp.as_ref().is_some_and(|c| c.uses_notify()),
             zygote,
@@ -998,6 +1077,7 @@ fn spawn_as(
         seccomp,
         landlock,
         landlock_fd,
+        landlock_base_fd,
         cgroup,
         cgroup_tasks_owned,
         usernet,
@@ -1011,6 +1091,7 @@ fn spawn_as(
         pass_owned,
         join_net,
         landlock_fd,
+        landlock_base_fd,
         cgroup_tasks_owned,
     ));
     let descriptions = fs.as_deref().map_or(&[][..], |f| &f.descriptions[..]);
@@ -1119,6 +1200,18 @@ fn spawn_as(
     }
     for (part, e) in landlock.iter().flat_map(|l| l.report()) {
         report.push(Layer::Landlock(*part), e.clone());
+    }
+    if !hold {
+        report.push(
+            Layer::LandlockDomain,
+            match crate::landlock::baseline_available() {
+                Ok(()) => Enforcement::Enforced,
+                Err(reason) => Enforcement::NotEnforced {
+                    reason: reason.to_owned(),
+                    hint: crate::landlock::unavailable_hint(),
+                },
+            },
+        );
     }
     if cgroup.is_some() {
         report.push(Layer::Cgroup, Enforcement::Enforced);

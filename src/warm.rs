@@ -856,7 +856,7 @@ fn zygote_fits(filters: &CompiledProfile, sb: &Sandbox) -> bool {
             (libc::SYS_setresuid, [0; 6]),
         ]);
     }
-    if sb.landlock.is_some() {
+    if sb.landlock.is_some() || crate::landlock::baseline_available().is_ok() {
         calls.push((libc::SYS_landlock_restrict_self, [0; 6]));
     }
     calls.iter().all(|(nr, args)| {

@@ -87,12 +87,16 @@ pub(super) fn run(p: &Plan, payload: libc::pid_t) -> ! {
     // The init keeps its capabilities, which is what protects it from the program: ptrace
     // needs the tracer's permitted set to cover the tracee's, and the program has none. (Making
     // it non-dumpable would also hide /proc/PID/ns from the sandbox's unprivileged owner.)
+    // The program can read its `cmdline` though (and would read its `environ` without that):
+    // no string of the caller is left in them.
+    super::scrub_caller_strings(p, c"ringfence-init");
     serve(p.status_fd, payload, -1, c"ringfence-init")
 }
 
 /// The relay's loop (see `relay_fork`): like the init's, outside the joined pid namespace,
 /// holding `alive` open so that its child can tell whether it is still there. Never returns.
 pub(super) fn relay(p: &Plan, payload: libc::pid_t, alive: libc::c_int) -> ! {
+    super::scrub_caller_strings(p, c"ringfence-relay");
     serve(p.status_fd, payload, alive, c"ringfence-relay")
 }
 
@@ -145,7 +149,8 @@ fn wait_set(signals: &[libc::c_int]) -> libc::sigset_t {
 /// A pod's holder: it owns the pod's namespaces and does nothing else — it reaps whatever
 /// is reparented to it and exits (0) on SIGTERM, SIGINT or SIGHUP. Closing every descriptor
 /// also closes the error pipe, which tells the parent the holder is ready.
-pub(super) fn hold() -> ! {
+pub(super) fn hold(p: &Plan) -> ! {
+    super::scrub_caller_strings(p, c"ringfence-pod");
     close_all_but([-1, -1]);
     // SAFETY: plain prctls; the name is a static C string.
     unsafe {

@@ -95,6 +95,17 @@ fn record(err_fd: libc::c_int, stage: u32, errno: i32, detail: u32) {
 }
 
 fn setup(p: &Plan) -> Step<Infallible> {
+    if p.join_fd >= 0 {
+        // A process sent into a running sandbox is a copy of the caller: its memory, its
+        // environment, its descriptors, and `/proc/self/exe` the caller's binary on the
+        // host's mount. From now until `execve`, nothing of it may be reachable from the
+        // sandbox through /proc (`mem`, `environ`, `fd/`, `exe`): not dumpable (only a holder
+        // of CAP_SYS_PTRACE over the caller's user namespace may look), and the strings the
+        // kernel shows as `cmdline` and `environ` overwritten. The clone is fork-like, so
+        // this changes this process's own copy only (with `CLONE_VM` it would be the caller's).
+        set_dumpable(false).at(Stage::JoinNs)?;
+        scrub_caller_strings(p, c"ringfence-exec");
+    }
     // Every signal is blocked (the parent blocked them around the clone): no handler of the
     // parent can run here. First make sure we die with the parent, then that no handler of
     // the parent ever runs.
@@ -132,6 +143,11 @@ fn setup(p: &Plan) -> Step<Infallible> {
         // the others are entered with the capabilities it gives.
         // SAFETY: setns on a pidfd the parent opened, with CLONE_NEW* flags.
         cvt(unsafe { libc::setns(p.join_fd, p.join_flags) }).at(Stage::JoinNs)?;
+        if !p.join_keep.is_empty() {
+            // The caller's descriptors are gone before the sandbox's pid namespace is entered
+            // (the program gets its stdio and passed descriptors, nothing else).
+            close_all_but(p.join_keep).at(Stage::CloseFds)?;
+        }
     }
     if p.unshare_flags != 0 {
         // SAFETY: unshare with CLONE_NEW* flags.
@@ -178,7 +194,7 @@ fn setup(p: &Plan) -> Step<Infallible> {
 
     if p.hold {
         init::install_forwarding().at(Stage::InitSignals)?;
-        init::hold();
+        init::hold(p);
     }
     if let Some(z) = p.zygote {
         return zygote::run(p, z);
@@ -278,6 +294,11 @@ fn relay_fork(p: &Plan) -> Step {
 
 /// The program's process: stdio, identity, capabilities, descriptors, exec.
 fn payload(p: &Plan) -> Step<Infallible> {
+    // Until `execve` this process is a copy of the caller: not dumpable, so that no other
+    // process of the same user can open its `mem`, `environ` or descriptors through /proc.
+    // (After the release: the parent writes the id maps of a new user namespace into
+    // /proc/PID, which needs it dumpable.)
+    set_dumpable(false).at(Stage::Capabilities)?;
     for (target, src) in (0..).zip(p.stdio) {
         if src >= 0 {
             // SAFETY: dup2 of a descriptor the parent prepared. dup2 clears close-on-exec.
@@ -297,6 +318,8 @@ fn payload(p: &Plan) -> Step<Infallible> {
         unsafe { libc::umask(mask) };
     }
     drop_privileges(p)?;
+    // A change of ids makes the kernel reset dumpability to fs.suid_dumpable, which may be 1.
+    set_dumpable(false).at(Stage::Capabilities)?;
     if let Some(cwd) = p.cwd {
         // After dropping privileges, so the directory is checked as the program's user.
         // SAFETY: `cwd` is a C string.
@@ -304,13 +327,22 @@ fn payload(p: &Plan) -> Step<Infallible> {
     }
     // SAFETY: plain prctl with integer arguments.
     cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).at(Stage::NoNewPrivs)?;
+    // After every mount (a restricted process may not mount) and after no_new_privs: the
+    // domain every sandbox has (no access to processes outside it), then the caller's rules.
+    if p.landlock_base_fd >= 0 {
+        crate::landlock::restrict(p.landlock_base_fd).at(Stage::Landlock)?;
+    }
     if p.landlock_fd >= 0 {
-        // After every mount (a restricted process may not mount) and after no_new_privs.
         crate::landlock::restrict(p.landlock_fd).at(Stage::Landlock)?;
     }
     close_fds(p.keep).at(Stage::CloseFds)?;
     if let Some(filters) = p.seccomp {
         if p.seccomp_notify {
+            // The parent takes the listener with pidfd_getfd, a ptrace access: a caller
+            // without CAP_SYS_PTRACE needs this process dumpable again. Its privileges are
+            // dropped, its Landlock domain entered (no process of the sandbox can reach it
+            // unless the kernel has no Landlock) and the descriptors marked close-on-exec.
+            set_dumpable(true).at(Stage::Seccomp)?;
             // The kernel gives the listener the lowest free descriptor: tell the parent which
             // one, before the filter is installed (afterwards every call may be notified).
             // SAFETY: F_DUPFD of an open descriptor, closed again at once.
@@ -343,6 +375,68 @@ fn payload(p: &Plan) -> Step<Infallible> {
         }
     }
     Err((Stage::Exec, errno, 0))
+}
+
+/// `PR_SET_DUMPABLE`: whether processes of the same user may ptrace this one or open its
+/// `/proc/PID/mem`, `environ`, `fd/` and `exe` (per memory map: this process's own copy).
+fn set_dumpable(on: bool) -> Result<(), Errno> {
+    // SAFETY: plain prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) }).map(drop)
+}
+
+/// Overwrite the caller's command line and environment strings in this process's memory (a
+/// copy of the caller's): `/proc/PID/cmdline` then shows `name`, `/proc/PID/environ` nothing.
+/// Only for a process with a memory map of its own (a fork-like clone or a fork).
+pub(super) fn scrub_caller_strings(p: &Plan, name: &std::ffi::CStr) {
+    let Some(s) = p.caller_strings else {
+        return;
+    };
+    for (start, end) in [s.arg, s.env] {
+        // SAFETY: the parent checked that the range lies in the stack mapping of its main
+        // thread, which this process has a copy of; nothing here reads those strings.
+        unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+    }
+    let name = name.to_bytes_with_nul();
+    if name.len() <= s.arg.1 - s.arg.0 {
+        // SAFETY: as above; `name` fits in the range.
+        unsafe { std::ptr::copy_nonoverlapping(name.as_ptr(), s.arg.0 as *mut u8, name.len()) };
+    }
+}
+
+/// Close every descriptor but those in `keep` (sorted).
+fn close_all_but(keep: &[libc::c_int]) -> Result<(), Errno> {
+    let close = |first: libc::c_uint, last: libc::c_uint| -> Result<(), Errno> {
+        if first > last {
+            return Ok(());
+        }
+        // SAFETY: close_range with integer arguments.
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+        if rc == 0 {
+            return Ok(());
+        }
+        match Errno::last() {
+            Errno::ENOSYS => {
+                for fd in first..last.min(1 << 16) {
+                    // SAFETY: closing descriptor numbers; EBADF is fine.
+                    unsafe { libc::close(fd as libc::c_int) };
+                }
+                Ok(())
+            }
+            e => Err(e),
+        }
+    };
+    let mut next: libc::c_uint = 0;
+    for &k in keep {
+        if k < 0 {
+            continue;
+        }
+        let k = k as libc::c_uint;
+        if k > next {
+            close(next, k - 1)?;
+        }
+        next = next.max(k.saturating_add(1));
+    }
+    close(next, libc::c_uint::MAX)
 }
 
 /// `struct sigaction` as the kernel's `rt_sigaction` takes it (x86_64 and aarch64 layout).

@@ -156,7 +156,9 @@ pub(super) fn run(p: &Plan, z: &ZygotePlan) -> Step<Infallible> {
     // Only stdio (what runs inherit by default), the socket, the Landlock ruleset and the
     // error pipe stay open: the zygote must not keep any other descriptor of its parent
     // alive (a pipe would never see its end-of-file).
-    close_all_but([0, 1, 2, z.sock, p.landlock_fd, p.err_fd]).at(Stage::CloseFds)?;
+    close_all_but([0, 1, 2, z.sock, p.landlock_fd, p.landlock_base_fd, p.err_fd])
+        .at(Stage::CloseFds)?;
+    super::scrub_caller_strings(p, c"ringfence-zygote");
     // SAFETY: plain prctl. Not dumpable: a run (same uid) cannot ptrace the zygote or open
     // its descriptors through /proc.
     cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).at(Stage::Capabilities)?;
@@ -713,6 +715,9 @@ fn setup_run(c: &RunCtx) -> Step<Infallible> {
     }
     // SAFETY: plain prctl.
     cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).at(Stage::NoNewPrivs)?;
+    if p.landlock_base_fd >= 0 {
+        crate::landlock::restrict(p.landlock_base_fd).at(Stage::Landlock)?;
+    }
     if p.landlock_fd >= 0 {
         crate::landlock::restrict(p.landlock_fd).at(Stage::Landlock)?;
     }

@@ -206,3 +206,130 @@ mod environment_leakage {
         super::environment("processes::environment_leakage::rootless", true);
     }
 }
+
+const EXEC_SECRET_ENV: &str = "RINGFENCE_ESCAPE_EXEC_SECRET";
+
+/// The `exec` setup window: a program inside the sandbox watches for the processes that
+/// `Child::exec` sends in and tries to reach each through /proc — stopping it first, so that
+/// its setup waits — for the caller's binary (`exe`, CVE-2019-5736's way out), environment
+/// (a secret of the caller), memory and descriptors. The joined process is not dumpable from
+/// its clone to its `execve` and enters a Landlock domain of its own, out of the sandbox's
+/// reach also after its `execve`.
+fn exec_window(test: &str, nobody: bool) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(secret) = std::env::var(EXEC_SECRET_ENV) else {
+        if !nobody && !common::is_root() {
+            return common::skip("needs root (the rootless variant runs as this user)");
+        }
+        let _g = super::serial();
+        let secret = format!("x5ecret-{}", std::process::id());
+        return common::rerun_env(
+            test,
+            nobody && common::is_root(),
+            &[(EXEC_SECRET_ENV, &secret)],
+        );
+    };
+    if !super::can_isolate() {
+        return;
+    }
+    let exe = std::fs::metadata(std::env::current_exe().unwrap()).unwrap();
+    let exe_id = format!("{}:{}", exe.dev(), exe.ino());
+    let mut target = isolated()
+        .spawn(
+            crate::rf_in(&["attack", "exec-window", &exe_id, &secret])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped()),
+        )
+        .unwrap();
+    let mut out = BufReader::new(target.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready=1");
+    let mut quick = ringfence::Command::new("/rf-inspect");
+    quick.args(["sleep", "0"]).stdout(Stdio::Null);
+    for _ in 0..20 {
+        let mut joined = target.exec(&quick).unwrap();
+        assert!(joined.wait().unwrap().status.success());
+    }
+    // One that stays long enough to be seen for sure.
+    let mut slow = ringfence::Command::new("/rf-inspect");
+    slow.args(["sleep", "1"]).stdout(Stdio::Null);
+    assert!(target.exec(&slow).unwrap().wait().unwrap().status.success());
+    drop(target.stdin.take());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(target.wait().unwrap().status.success());
+    let r: std::collections::HashMap<&str, u32> = rest
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k, v.parse().unwrap()))
+        .collect();
+    assert!(r["seen"] >= 1, "the watcher saw no process come in: {r:?}");
+    assert_eq!(r["exe_host"], 0, "the caller's binary was reachable: {r:?}");
+    assert_eq!(
+        r["environ_secret"], 0,
+        "the caller's environment leaked: {r:?}"
+    );
+    if ringfence::landlock::abi() == 0 {
+        return common::skip(
+            "no Landlock: the executed program's own /proc entries stay reachable",
+        );
+    }
+    for key in ["exe_other", "environ_read", "mem_rw", "fd0_link", "fd0"] {
+        assert_eq!(r[key], 0, "{key}: a joined process was reachable: {r:?}");
+    }
+    if ringfence::landlock::abi() >= 6 {
+        // Signals stay inside the sandbox's domain too.
+        assert_eq!(r["stopped"], 0, "a joined process was stopped: {r:?}");
+    }
+}
+
+mod exec_setup_window {
+    #[test]
+    fn root() {
+        super::exec_window("processes::exec_setup_window::root", false);
+    }
+
+    #[test]
+    fn rootless() {
+        super::exec_window("processes::exec_setup_window::rootless", true);
+    }
+}
+
+attack! {
+    /// Without any namespace (the default mode), the program cannot reach into its caller
+    /// through /proc/$PPID: not its memory (to write code into it, outside the filter), its
+    /// environment, its descriptors or its binary. As root the capability drop already
+    /// refuses it; as an ordinary user the sandbox's own Landlock domain does.
+    fn caller_through_proc() {
+        let out = ringfence::Sandbox::new()
+            .output(&common::rf(&["attack", "parent-proc"]))
+            .unwrap();
+        assert!(out.status.success(), "{:?}", out.status);
+        let r = crate::Results::parse(&out);
+        assert_eq!(r.get("ppid"), std::process::id().to_string());
+        if ringfence::landlock::abi() == 0 && !common::is_root() {
+            return common::skip("no Landlock: an ordinary user's sandbox without namespaces can reach its caller");
+        }
+        assert!(out.report.is_enforced(ringfence::Layer::LandlockDomain), "{}", out.report);
+        for key in ["mem_rw", "environ", "fd0", "fd0_link", "exe"] {
+            r.refused_any(key, &[EACCES, EPERM]);
+        }
+    }
+}
+
+attack! {
+    /// The sandbox's init (a copy of the caller) shows no command line or environment of the
+    /// caller in /proc/1.
+    fn init_strings() {
+        let r = run("init-strings", &[]);
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_name().unwrap().to_str().unwrap();
+        let cmdline = r.get("cmdline");
+        assert!(!cmdline.contains(name), "the caller's command line: {cmdline:?}");
+        assert_eq!(cmdline, "ringfence-init");
+        if let Some(env) = r.0.get("environ") {
+            assert_eq!(env, "", "the caller's environment");
+        }
+    }
+}

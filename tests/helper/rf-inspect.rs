@@ -1333,6 +1333,153 @@ fn attack(name: &str, args: &[String]) {
                 );
             }
         }
+        // The caller of a sandbox without pid namespace, through /proc/$PPID: its memory (opened
+        // read-write, nothing written), environment, descriptors and binary.
+        "parent-proc" => {
+            // SAFETY: getppid has no arguments.
+            let ppid = unsafe { libc::getppid() };
+            put("ppid", ppid);
+            for (key, file, flags) in [
+                ("mem_rw", "mem", libc::O_RDWR),
+                ("environ", "environ", libc::O_RDONLY),
+                ("fd0", "fd/0", libc::O_RDONLY),
+                ("exe", "exe", libc::O_PATH),
+            ] {
+                let path = cstr(&format!("/proc/{ppid}/{file}"));
+                // SAFETY: open of a C string; the descriptor is closed at once.
+                let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
+                put(key, errno_of(fd as libc::c_long));
+                if fd >= 0 {
+                    // SAFETY: closes the descriptor opened above.
+                    unsafe { libc::close(fd) };
+                }
+            }
+            put(
+                "fd0_link",
+                match std::fs::read_link(format!("/proc/{ppid}/fd/0")) {
+                    Ok(_) => 0,
+                    Err(e) => e.raw_os_error().unwrap_or(-1),
+                },
+            );
+        }
+        // The sandbox's init: what its command line and environment show.
+        "init-strings" => {
+            let show = |b: Vec<u8>| {
+                String::from_utf8_lossy(&b)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_owned()
+            };
+            match std::fs::read("/proc/1/cmdline") {
+                Ok(b) => put("cmdline", show(b)),
+                Err(e) => put("cmdline_errno", e.raw_os_error().unwrap_or(0)),
+            }
+            match std::fs::read("/proc/1/environ") {
+                Ok(b) => put("environ", show(b)),
+                Err(e) => put("environ_errno", e.raw_os_error().unwrap_or(0)),
+            }
+        }
+        // Watch for processes entering the sandbox (`exec`) until stdin ends, and try to reach
+        // each one through /proc: stop it (SIGSTOP, so its setup waits), open its binary
+        // (compared with ARG 0 = "dev:ino" of the caller's binary), read its environment
+        // (looking for ARG 1, a secret of the caller), open its memory read-write, list its
+        // descriptors and open its stdin; then let it go on (SIGCONT). Prints counts.
+        "exec-window" => {
+            use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+            use std::sync::atomic::{AtomicBool, Ordering};
+            static DONE: AtomicBool = AtomicBool::new(false);
+            let host_exe = arg(0).to_owned();
+            let secret = arg(1).as_bytes().to_vec();
+            // SAFETY: getpid has no arguments.
+            let me = unsafe { libc::getpid() };
+            let pids = || -> Vec<i32> {
+                std::fs::read_dir("/proc")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            };
+            let mut seen: std::collections::HashSet<i32> = pids().into_iter().collect();
+            std::thread::spawn(|| {
+                let mut b = [0u8; 64];
+                while std::io::Read::read(&mut std::io::stdin(), &mut b).is_ok_and(|n| n > 0) {}
+                DONE.store(true, Ordering::SeqCst);
+            });
+            put("ready", 1);
+            let mut counts: std::collections::BTreeMap<&str, u32> = [
+                "seen",
+                "stopped",
+                "exe_host",
+                "exe_other",
+                "environ_read",
+                "environ_secret",
+                "mem_rw",
+                "fd0_link",
+                "fd0",
+            ]
+            .into_iter()
+            .map(|k| (k, 0))
+            .collect();
+            while !DONE.load(Ordering::SeqCst) {
+                for pid in pids() {
+                    if pid == me || pid == 1 || !seen.insert(pid) {
+                        continue;
+                    }
+                    *counts.get_mut("seen").unwrap() += 1;
+                    // SAFETY: signals a process of this sandbox's pid namespace.
+                    let stopped = unsafe { libc::kill(pid, libc::SIGSTOP) } == 0;
+                    if stopped {
+                        *counts.get_mut("stopped").unwrap() += 1;
+                    }
+                    let dir = format!("/proc/{pid}");
+                    if let Ok(f) = std::fs::File::options()
+                        .read(true)
+                        .custom_flags(libc::O_PATH)
+                        .open(format!("{dir}/exe"))
+                    {
+                        let m = f.metadata().ok();
+                        let id = m
+                            .map(|m| format!("{}:{}", m.dev(), m.ino()))
+                            .unwrap_or_default();
+                        *counts
+                            .get_mut(if id == host_exe {
+                                "exe_host"
+                            } else {
+                                "exe_other"
+                            })
+                            .unwrap() += 1;
+                    }
+                    if let Ok(env) = std::fs::read(format!("{dir}/environ")) {
+                        *counts.get_mut("environ_read").unwrap() += 1;
+                        if !secret.is_empty() && env.windows(secret.len()).any(|w| w == secret) {
+                            *counts.get_mut("environ_secret").unwrap() += 1;
+                        }
+                    }
+                    if std::fs::File::options()
+                        .read(true)
+                        .write(true)
+                        .open(format!("{dir}/mem"))
+                        .is_ok()
+                    {
+                        *counts.get_mut("mem_rw").unwrap() += 1;
+                    }
+                    if std::fs::read_link(format!("{dir}/fd/0")).is_ok() {
+                        *counts.get_mut("fd0_link").unwrap() += 1;
+                    }
+                    if std::fs::File::open(format!("{dir}/fd/0")).is_ok() {
+                        *counts.get_mut("fd0").unwrap() += 1;
+                    }
+                    if stopped {
+                        // SAFETY: as above.
+                        unsafe { libc::kill(pid, libc::SIGCONT) };
+                    }
+                }
+            }
+            for (k, v) in counts {
+                put(k, v);
+            }
+        }
         // Every environment this process can read: its own and every /proc/PID/environ.
         "environ" => {
             let env: Vec<String> = std::env::vars_os()
