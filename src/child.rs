@@ -37,6 +37,15 @@ pub struct Usage {
 }
 
 /// How a sandbox ended.
+///
+/// With the `serde` feature (on by default), `Outcome` — and [`Usage`],
+/// [`Violation`](crate::Violation) and [`Report`] — implement `serde::Serialize`, in the shape
+/// the CLI's `--json` prints: `{"status": {"code", "signal"}, "success", "timed_out",
+/// "oom_killed", "usage": {"wall_ms", "user_cpu_ms", "sys_cpu_ms", "max_rss_bytes",
+/// "cgroup_cpu_ms", "peak_memory_bytes", "pids_peak"}, "violations": [{"syscall", "nr", "args",
+/// "pid"}], "report": [{"layer", "description", "enforced"[, "reason", "hint"][, "substitute"]}],
+/// "stdout", "stderr"}` — durations in milliseconds, sizes in bytes, the captured output as
+/// UTF-8 (invalid sequences replaced).
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct Outcome {

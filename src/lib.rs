@@ -142,6 +142,8 @@ mod probe;
 mod rlimit;
 mod sandbox;
 pub mod seccomp;
+#[cfg(feature = "serde")]
+mod serialize;
 mod spawn;
 mod supervise;
 pub mod usernet;
