@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::{ArgAction, ArgMatches};
 use ringfence::{
-    Capability, Command, Compat, Cpu, Landlock, Net, Outcome, Sandbox, TimeOffsets, UserNet, UserNs,
+    Capability, Command, Compat, Cpu, Landlock, Net, Outcome, Sandbox, TimeOffsets, UserNet,
+    UserNs,
 };
 
 use crate::failure::{EXIT_FAILURE, EXIT_TIMEOUT, Failure};
@@ -34,14 +35,20 @@ const NAMED: &str = "Named sandboxes and pods";
     long_about = "\
 Run a command in a sandbox and exit with its status.
 
-Without flags the command gets process hygiene only (no namespaces): a new session without a \
-controlling terminal, no_new_privs, every capability dropped, every file descriptor but stdin, \
-stdout and stderr closed, an empty environment except PATH, and it is killed if ringfence dies. \
-Each flag adds one layer. A layer this host cannot make is held through a substitute where one \
-exists (the filesystem view through Landlock without a mount namespace, the memory and process \
-limits as resource limits without a cgroup); where none exists the run fails (exit 125) with the \
-reason and the fix, unless --best-effort is given. One line on stderr names what was substituted \
-or left out; --report lists every layer.
+By default the command runs isolated (what --isolated describes: every namespace, a network \
+with only lo, a new root with the host's system directories read-only, a private /tmp, its own \
+/proc and a minimal /dev), under the default seccomp profile, with default limits that stop a \
+fork bomb and a runaway allocation (at most 1024 processes, memory at most half of RAM up to \
+4G; --pids and --memory change them, --no-default-limits removes them; --report shows them). \
+Every sandbox also gets process hygiene: a new session without a controlling terminal, \
+no_new_privs, every capability dropped, every file descriptor but stdin, stdout and stderr \
+closed, an empty environment except PATH, and it is killed if ringfence dies. Other flags add \
+to this; --no-isolation starts from process hygiene alone instead, each flag then adding one \
+layer. A layer this host cannot make is held through a substitute where one exists (the \
+filesystem view through Landlock without a mount namespace, the memory and process limits as \
+resource limits without a cgroup); where none exists the run fails (exit 125) with the reason \
+and the fix, unless --best-effort is given. One line on stderr names what was substituted or \
+left out; --report lists every layer.
 
 stdin, stdout and stderr are ringfence's own. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and \
 SIGUSR2 sent to ringfence are forwarded to the sandbox.
@@ -183,17 +190,25 @@ pub struct RunArgs {
     #[arg(long, value_name = "KEY", action = ArgAction::Append, help_heading = ENV)]
     unsetenv: Vec<OsString>,
 
-    /// Start from the isolated preset [Sandbox::isolated()]: every namespace (network with
+    /// The isolated preset, the default [Sandbox::isolated()]: every namespace (network with
     /// only `lo`, hostname `sandbox`), a new root with the host's /usr, /bin, /sbin, /lib* and
     /// the parts of /etc programs need (read-only), a private 64M /tmp, a /proc of its own, a
     /// minimal /dev. Other flags add to it. The working directory is / unless --chdir says
-    /// otherwise.
+    /// otherwise. With --rootfs or --overlay the root is that instead of the host's system
+    /// directories.
     #[arg(long, help_heading = FS)]
     isolated: bool,
 
-    /// Bind the host path SRC read-only at DST [Sandbox::bind_ro]. Filesystem flags apply in
-    /// a new mount namespace over the host's filesystem made read-only, unless --isolated,
-    /// --host-system, --rootfs or --overlay give a new root.
+    /// Start from process hygiene alone, without namespaces, filesystem view or default limits
+    /// [Sandbox::new()]: each flag then adds one layer. The command sees the host's files,
+    /// processes and network: for trusted commands only.
+    #[arg(long, visible_alias = "bare", conflicts_with = "isolated", help_heading = FS)]
+    no_isolation: bool,
+
+    /// Bind the host path SRC read-only at DST [Sandbox::bind_ro]. By default it goes into the
+    /// isolated root; with --no-isolation, filesystem flags apply in a new mount namespace over
+    /// the host's filesystem made read-only, unless --host-system, --rootfs or --overlay give a
+    /// new root.
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = ArgAction::Append, help_heading = FS)]
     ro_bind: Vec<PathBuf>,
 
@@ -326,6 +341,12 @@ pub struct RunArgs {
     /// e.g. /sys/fs/cgroup/ci.slice [Sandbox::cgroup_parent].
     #[arg(long, value_name = "DIR", help_heading = RESOURCES)]
     cgroup_parent: Option<PathBuf>,
+
+    /// Without the default limits (at most 1024 processes; memory at most half of RAM, up to
+    /// 4G). Without a writable cgroup they are held through resource limits (RLIMIT_NPROC in
+    /// the sandbox's own user namespace, RLIMIT_AS per process), as --pids and --memory are.
+    #[arg(long, help_heading = RESOURCES)]
+    no_default_limits: bool,
 
     /// The command's working directory inside the sandbox (by default ringfence's, or / with
     /// a filesystem flag) [Command::current_dir].
@@ -512,7 +533,12 @@ pub fn main(args: &RunArgs, matches: &ArgMatches) -> i32 {
     let (doc, code) = match run(args, matches) {
         Ok(outcome) => {
             let code = exit_code(&outcome);
-            (crate::json::outcome(&outcome, code), code)
+            for line in ending(args, &outcome) {
+                eprintln!("ringfence: {line}");
+            }
+            let mut doc = crate::json::outcome(&outcome, code);
+            doc["limits"] = limits_json(args);
+            (doc, code)
         }
         Err(f) => {
             eprintln!("{f}");
@@ -600,6 +626,79 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
+/// One line each for the ways a sandbox can be ended by ringfence or the kernel rather than
+/// by the program: a timeout, the OOM killer, a seccomp kill. Empty when the program ended by
+/// itself.
+fn ending(args: &RunArgs, o: &Outcome) -> Vec<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut lines = Vec::new();
+    if o.timed_out {
+        let limit = args
+            .timeout
+            .map_or_else(String::new, |d| format!(" of {}", human_duration(d)));
+        lines.push(format!(
+            "the sandbox ran past its timeout{limit} and was killed (exit {EXIT_TIMEOUT})"
+        ));
+    } else if o.oom_killed {
+        let limit = args
+            .memory
+            .or(default_limits(args).memory)
+            .map_or_else(String::new, |m| format!(" of {}", human_size(m)));
+        lines.push(format!(
+            "the sandbox was killed by the kernel's OOM killer at its memory limit{limit} (exit {}); raise it with --memory",
+            128 + libc::SIGKILL
+        ));
+    } else if o.status.signal() == Some(libc::SIGSYS) {
+        lines.push(format!(
+            "the program was killed by seccomp (SIGSYS): it made a system call its profile forbids (exit {}); `ringfence learn` shows the calls a program makes",
+            128 + libc::SIGSYS
+        ));
+    }
+    lines
+}
+
+/// A duration as the flags write it (`500ms`, `10s`, `1.5s`).
+fn human_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+/// A byte size as the flags write it (`64M`, `4G`, `1000`).
+fn human_size(b: u64) -> String {
+    if b != 0 && b % (1 << 30) == 0 {
+        format!("{}G", b >> 30)
+    } else if b != 0 && b % (1 << 20) == 0 {
+        format!("{}M", b >> 20)
+    } else if b != 0 && b % (1 << 10) == 0 {
+        format!("{}K", b >> 10)
+    } else {
+        b.to_string()
+    }
+}
+
+/// The limits of the run for --json: `{"memory_bytes", "pids", "defaults": [...]}` (how they
+/// are held is in the report's `cgroup` entry).
+fn limits_json(a: &RunArgs) -> serde_json::Value {
+    let d = default_limits(a);
+    let mut defaults = Vec::new();
+    if d.memory.is_some() {
+        defaults.push("memory");
+    }
+    if d.pids.is_some() {
+        defaults.push("pids");
+    }
+    serde_json::json!({
+        "memory_bytes": a.memory.or(d.memory),
+        "pids": a.pids.or(d.pids),
+        "defaults": defaults,
+    })
+}
+
 /// The CLI's exit status for a sandbox that ran.
 fn exit_code(o: &Outcome) -> i32 {
     if o.timed_out {
@@ -623,7 +722,9 @@ fn run(args: &RunArgs, matches: &ArgMatches) -> Result<Outcome, Failure> {
     };
     // Before the spawn, while this is the only thread: see `signals`.
     signals::block().context("cannot block the signals to forward")?;
-    let mut child = sandbox.spawn(&command)?;
+    let mut child = sandbox
+        .spawn(&command)
+        .with_context(|| format!("cannot run {}", args.command[0].to_string_lossy()))?;
     let pidfd = child
         .pidfd()
         .try_clone_to_owned()
@@ -632,12 +733,21 @@ fn run(args: &RunArgs, matches: &ArgMatches) -> Result<Outcome, Failure> {
     if let Some(r) = &record {
         r.set_pid(child.id())?;
     }
+    report_layers(args, child.report());
+    Ok(child.wait()?)
+}
+
+/// What `run` says on stderr once the sandbox has started: the whole report and the limits
+/// with --report, else one line naming what was substituted or left out, if anything.
+fn report_layers(args: &RunArgs, report: &ringfence::Report) {
     if args.report {
-        eprint!("ringfence: enforcement report:\n{}", child.report());
-    } else if let Some(summary) = child.report().summary() {
+        eprint!("ringfence: enforcement report:\n{report}");
+        if let Some(line) = limits_line(args, report) {
+            eprintln!("ringfence: {line}");
+        }
+    } else if let Some(summary) = report.summary() {
         eprintln!("ringfence: {summary} (--report for details)");
     }
-    Ok(child.wait()?)
 }
 
 /// `run --detach`: a monitor keeps the sandbox; this process prints its name and exits.
@@ -681,8 +791,11 @@ fn stored_args(a: &RunArgs) -> Vec<OsString> {
         out.push(name.into());
         out.extend(value);
     };
-    if a.isolated {
-        flag("--isolated", None);
+    if a.no_isolation {
+        flag("--no-isolation", None);
+    }
+    if a.no_default_limits {
+        flag("--no-default-limits", None);
     }
     if a.map_root_user {
         flag("--map-root-user", None);
@@ -787,11 +900,20 @@ pub fn sandbox_from_args(args: &[OsString]) -> Result<(Sandbox, Allowed), Failur
 
 /// The sandbox the flags describe.
 fn sandbox(a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Failure> {
+    let isolated = !a.no_isolation;
     let mut sb = Sandbox::new();
     if a.best_effort {
         sb = sb.compat(Compat::BestEffort);
     }
-    if a.isolated {
+    if isolated && (a.rootfs.is_some() || a.overlay.is_some()) {
+        // The preset without the host's system directories: the image is the root.
+        sb = sb
+            .unshare_all()
+            .hostname("sandbox")
+            .mount_tmpfs("/tmp")
+            .mount_proc()
+            .mount_dev();
+    } else if isolated {
         sb = sb.isolate();
     }
     if a.unshare_all {
@@ -1042,21 +1164,61 @@ fn landlock(a: &RunArgs) -> Result<Option<Landlock>, Failure> {
     Ok(Some(rules))
 }
 
-/// Add the cgroup flags.
+/// The most processes and threads of a sandbox by default.
+pub const DEFAULT_PIDS: u64 = 1024;
+
+/// The default memory limit: half of the host's RAM, at most 4 GiB.
+fn default_memory() -> u64 {
+    const CAP: u64 = 4 << 30;
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024);
+    total.map_or(CAP, |t| (t / 2).min(CAP))
+}
+
+/// The limits a `run` applies by default.
+#[derive(Debug, Default)]
+pub struct DefaultLimits {
+    /// The default memory limit, when --memory does not give one.
+    pub memory: Option<u64>,
+    /// The default process limit, when --pids does not give one.
+    pub pids: Option<u64>,
+}
+
+/// The default limits of a run with these flags: none with --no-isolation, --no-default-limits
+/// or in a pod (whose own cgroup bounds its members). Like --memory and --pids, they are held
+/// through resource limits where this user cannot create a cgroup (the report says so).
+pub fn default_limits(a: &RunArgs) -> DefaultLimits {
+    if a.no_isolation || a.no_default_limits || a.pod.is_some() {
+        return DefaultLimits::default();
+    }
+    DefaultLimits {
+        memory: a.memory.is_none().then(default_memory),
+        pids: a.pids.is_none().then_some(DEFAULT_PIDS),
+    }
+}
+
+/// Add the cgroup flags and the default limits.
 fn cgroups(mut sb: Sandbox, a: &RunArgs) -> Sandbox {
+    let defaults = default_limits(a);
     if let Some(cpu) = a.cpu {
         sb = sb.cpu_quota(cpu);
     }
     if let Some(w) = a.cpu_weight {
         sb = sb.cpu_weight(w);
     }
-    if let Some(bytes) = a.memory {
+    if let Some(bytes) = a.memory.or(defaults.memory) {
         sb = sb.memory_limit(bytes);
     }
     if let Some(bytes) = a.swap {
         sb = sb.memory_swap(bytes);
     }
-    if let Some(n) = a.pids {
+    if let Some(n) = a.pids.or(defaults.pids) {
         sb = sb.pids_limit(n);
     }
     if let Some(cpus) = &a.cpuset {
@@ -1066,6 +1228,37 @@ fn cgroups(mut sb: Sandbox, a: &RunArgs) -> Sandbox {
         sb = sb.cgroup_parent(dir);
     }
     sb
+}
+
+/// One line saying which limits apply to the sandbox and what enforces them (for --report),
+/// or `None` without limits.
+fn limits_line(a: &RunArgs, report: &ringfence::Report) -> Option<String> {
+    let defaults = default_limits(a);
+    let cgroup = report.is_enforced(ringfence::Layer::Cgroup);
+    let size = human_size;
+    let mut parts = Vec::new();
+    if let Some(m) = a.memory.or(defaults.memory) {
+        let origin = if a.memory.is_some() { "" } else { " (default)" };
+        parts.push(format!("memory {}{origin}", size(m)));
+    }
+    if let Some(n) = a.pids.or(defaults.pids) {
+        let origin = if a.pids.is_some() { "" } else { " (default)" };
+        parts.push(format!("{n} processes{origin}"));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let how = if cgroup {
+        "enforced by the sandbox's cgroup".to_owned()
+    } else if let Some((_, sub, _)) = report
+        .substituted()
+        .find(|(l, _, _)| *l == ringfence::Layer::Cgroup)
+    {
+        format!("held through {sub} (no cgroup here)")
+    } else {
+        "NOT enforced (see the report)".to_owned()
+    };
+    Some(format!("limits: {}: {how}", parts.join(", ")))
 }
 
 /// The command the flags describe. The environment is built in a fixed order — whole

@@ -113,7 +113,7 @@ fn non_executable_file_is_126() {
     let dir = TempDir::new();
     let file = dir.path("not-executable");
     std::fs::write(&file, "#!/bin/sh\necho hi\n").unwrap();
-    let o = ringfence(&["run", "--", file.to_str().unwrap()]);
+    let o = ringfence(&["run", "--no-isolation", "--", file.to_str().unwrap()]);
     assert_eq!(code(&o), 126, "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("EACCES"), "{err}");
@@ -348,8 +348,17 @@ fn net_none_has_only_loopback() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stdout(&o), "lo\n");
     // Joining the namespace of a process: here ringfence's own, which is the host's.
-    let host = ringfence(&["run", "--", "sh", "-c", list]);
-    let o = ringfence(&["run", "--net", "/proc/self/ns/net", "--", "sh", "-c", list]);
+    let host = ringfence(&["run", "--no-isolation", "--", "sh", "-c", list]);
+    let o = ringfence(&[
+        "run",
+        "--no-isolation",
+        "--net",
+        "/proc/self/ns/net",
+        "--",
+        "sh",
+        "-c",
+        list,
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stdout(&o), stdout(&host));
 }
@@ -729,7 +738,7 @@ fn landlock_denies_reads_outside_the_allowed_paths() {
     let dir = TempDir::new();
     let secret = dir.path("secret");
     std::fs::write(&secret, "s3cret\n").unwrap();
-    let mut args = vec!["run"];
+    let mut args = vec!["run", "--no-isolation"];
     for p in ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc"] {
         if Path::new(p).exists() {
             args.extend(["--landlock-ro", p]);
@@ -828,7 +837,14 @@ fn pids_limit_bounds_a_fork_loop() {
 fn json_without_cgroup_limits_has_null_cgroup_usage() {
     let dir = TempDir::new();
     let json = dir.path("out.json");
-    let o = ringfence(&["run", "--json", str_of(&json), "--", "true"]);
+    let o = ringfence(&[
+        "run",
+        "--no-default-limits",
+        "--json",
+        str_of(&json),
+        "--",
+        "true",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v = read_json(&json);
     assert_eq!(v["oom_killed"], false, "{v}");
