@@ -17,7 +17,7 @@ fn run_as(who: As, args: &[&str]) -> (Output, serde_json::Value) {
     let json = dir.path("out.json");
     let mut full = vec!["run", "--json", json.to_str().unwrap()];
     full.extend_from_slice(args);
-    let o = bin.command(who).args(&full).output().unwrap();
+    let o = common::output(bin.command(who).args(&full));
     let v = if json.exists() && std::fs::metadata(&json).unwrap().len() > 0 {
         read_json(&json)
     } else {
@@ -86,11 +86,11 @@ fn a_run_without_flags_is_isolated_and_limited_root() {
             }
         }
         // --report names the limits and what enforces them.
-        let o = Bin::for_user(who)
-            .command(who)
-            .args(["run", "--report", "--", "true"])
-            .output()
-            .unwrap();
+        let o = common::output(
+            Bin::for_user(who)
+                .command(who)
+                .args(["run", "--report", "--", "true"]),
+        );
         assert_eq!(code(&o), 0, "{who:?}: {}", text(&o));
         assert!(
             stderr(&o).contains("limits: memory")

@@ -60,7 +60,7 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run ringfence")
+        common::output(&mut self.command(args))
     }
 
     /// Make `path` this user's.

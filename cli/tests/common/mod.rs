@@ -128,6 +128,20 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// Run `c` to completion. A copy of the binary just written may still be open in a child that
+/// another test thread forked and that has not reached its `exec` yet (`ETXTBSY`): retried.
+pub fn output(c: &mut Command) -> Output {
+    for _ in 0..100 {
+        match c.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.expect("run ringfence"),
+        }
+    }
+    panic!("the binary stayed busy (ETXTBSY)");
+}
+
 /// Who runs ringfence in a test: root, or uid/gid 65534 (an ordinary user).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum As {
