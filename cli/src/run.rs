@@ -10,8 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::{ArgAction, ArgMatches};
 use ringfence::{
-    Capability, Command, Compat, Cpu, Landlock, Net, Outcome, Sandbox, TimeOffsets, UserNet,
-    UserNs,
+    Capability, Command, Compat, Cpu, Landlock, Net, Outcome, Sandbox, TimeOffsets, UserNet, UserNs,
 };
 
 use crate::failure::{EXIT_FAILURE, EXIT_TIMEOUT, Failure};
