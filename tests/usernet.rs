@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use ringfence::usernet::{DNS_V4, GATEWAY_V4};
+use ringfence::usernet::{DNS_V4, GATEWAY_V4, GATEWAY_V6};
 use ringfence::{
     Command, Error, Layer, Net, Pod, PortForward, Sandbox, Stack, Stdio, UserNet, UserNetError,
 };
@@ -134,6 +134,48 @@ fn root_host_loopback_is_reachable_only_when_asked() {
         &["connect", "127.0.0.1", &port],
     );
     assert_eq!(own, "err ECONNREFUSED");
+}
+
+/// Whether the host has an IPv6 default route (then the sandbox gets IPv6).
+fn host_has_ipv6() -> bool {
+    std::fs::read_to_string("/proc/net/ipv6_route").is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.starts_with("00000000000000000000000000000000 00 "))
+    })
+}
+
+#[test]
+fn root_ipv6_host_loopback_is_reachable_only_when_asked() {
+    if !common::is_root() {
+        return common::skip("needs root (/dev/net/tun)");
+    }
+    if !usable(Stack::Pasta) {
+        return;
+    }
+    if !host_has_ipv6() {
+        return common::skip("the host has no IPv6 default route: the sandbox gets no IPv6");
+    }
+    let Ok(l) = TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)) else {
+        return common::skip("no ::1 on this host");
+    };
+    let port = l.local_addr().unwrap().port().to_string();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let mut c = c;
+            let _ = writeln!(c, "host ::1");
+        }
+    });
+    let gw = GATEWAY_V6.to_string();
+    let on = run(UserNet::new().host_loopback(true), &["connect", &gw, &port]);
+    assert_eq!(on, "ok host ::1");
+    let off = run(UserNet::new(), &["connect", &gw, &port]);
+    assert_eq!(off, "err EACCES");
+    // Without IPv6 asked for, there is none.
+    let none = run(
+        UserNet::new().host_loopback(true).no_ipv6(),
+        &["connect", &gw, &port],
+    );
+    assert_eq!(none, "err ENETUNREACH");
 }
 
 #[test]
