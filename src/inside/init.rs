@@ -88,8 +88,7 @@ pub(super) fn run(p: &Plan, payload: libc::pid_t) -> ! {
     // needs the tracer's permitted set to cover the tracee's, and the program has none. (Making
     // it non-dumpable would also hide /proc/PID/ns from the sandbox's unprivileged owner.)
     // The program can read its `cmdline` though (and would read its `environ` without that):
-    // no string of the caller is left in them.
-    super::scrub_caller_strings(p, c"ringfence-init");
+    // no string of the caller is left in them (overwritten before the fork, `inside::setup`).
     serve(p.status_fd, payload, -1, c"ringfence-init")
 }
 

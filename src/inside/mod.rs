@@ -200,6 +200,9 @@ fn setup(p: &Plan) -> Step<Infallible> {
         return zygote::run(p, z);
     }
     if p.init {
+        // Before the fork, so that the program never sees the init with them: the clone is
+        // fork-like, this memory is this process's own copy of the caller's.
+        scrub_caller_strings(p, c"ringfence-init");
         init::install_forwarding().at(Stage::InitSignals)?;
         let pid = fork().at(Stage::InitFork)?;
         if pid != 0 {

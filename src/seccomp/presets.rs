@@ -6,6 +6,9 @@ use super::profile::{Action, Cond, Profile, Syscall};
 /// CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET` (0x7e020000,
 /// the mask Docker's profile uses).
 pub const CLONE_NS_FLAGS: u64 = 0x7e02_0000;
+/// `USERFAULTFD_IOC_NEW` (`_IO(0xAA, 0x00)`): the `/dev/userfaultfd` request that returns a
+/// new userfaultfd, refused by [`Profile::default_container`] like `userfaultfd(2)`.
+const USERFAULTFD_IOC_NEW: u64 = 0xAA00;
 /// `CLONE_NEWTIME`: only `unshare` and `clone3` can use it (in `clone` it overlaps the exit
 /// signal).
 pub const CLONE_NEWTIME: u64 = 0x80;
@@ -18,7 +21,7 @@ pub const CLONE_NEWTIME: u64 = 0x80;
 /// | `keyctl`, `add_key`, `request_key` | the kernel keyring is not namespaced (secrets of other users, a long CVE history) |
 /// | `init_module`, `finit_module`, `delete_module`, `create_module`, `get_kernel_syms`, `query_module` | loading or unloading kernel code |
 /// | `kexec_load`, `kexec_file_load`, `reboot` | replacing or stopping the running kernel |
-/// | `bpf`, `perf_event_open`, `userfaultfd` | large kernel attack surface; perf also leaks host data; userfaultfd makes kernel races easy to win |
+/// | `bpf`, `perf_event_open`, `userfaultfd`; `ioctl(USERFAULTFD_IOC_NEW)` on `/dev/userfaultfd` (the request compared on its low 32 bits) | large kernel attack surface; perf also leaks host data; userfaultfd makes kernel races easy to win |
 /// | `io_uring_setup`, `io_uring_enter`, `io_uring_register` | bypasses seccomp (io_uring operations are not syscalls) and has had many privilege escalations |
 /// | `mount`, `umount`, `umount2`, `pivot_root`, `chroot`, `fsopen`, `fsconfig`, `fsmount`, `fspick`, `move_mount`, `open_tree`, `open_tree_attr`, `mount_setattr` | changing the file system view the sandbox built |
 /// | `setns`; `unshare` and `clone` with a namespace flag ([`CLONE_NS_FLAGS`], and [`CLONE_NEWTIME`] for `unshare`) | new namespaces (user namespaces above all) open kernel code normally reserved to root; `clone`'s flags are a register the filter checks (`clone3` passes them in memory, so the guard makes it fail with `ENOSYS` and libc falls back to `clone`) |
@@ -253,6 +256,15 @@ impl Profile {
             for f in SOCKET_FAMILIES_DENIED {
                 p = p.rule(socket, [Cond::arg32(0).eq(*f)], Action::EPERM);
             }
+        }
+        if let Some(ioctl) = p.syscall("ioctl") {
+            // /dev/userfaultfd hands out what userfaultfd(2) would. The request is compared on
+            // its low 32 bits (the kernel's `cmd` is an unsigned int), like TIOCSTI.
+            p = p.rule(
+                ioctl,
+                [Cond::arg32(1).eq(USERFAULTFD_IOC_NEW)],
+                Action::EPERM,
+            );
         }
         p.deny_present(DEFAULT_CONTAINER_DENIED)
     }

@@ -221,3 +221,25 @@ attack! {
         r.refused("dev_null", 0);
     }
 }
+
+/// The userfaultfd device hands out what `userfaultfd(2)` would: where the device is
+/// reachable (as root without a new root of its own), its `USERFAULTFD_IOC_NEW` is refused
+/// like the system call.
+#[test]
+fn dev_userfaultfd_root() {
+    if !crate::common::is_root() {
+        return crate::common::skip("needs root (only root may open /dev/userfaultfd)");
+    }
+    if !std::path::Path::new("/dev/userfaultfd").exists() {
+        return crate::common::skip("this host has no /dev/userfaultfd");
+    }
+    let _g = crate::serial();
+    let out = ringfence::Sandbox::new()
+        .output(&crate::common::rf(&["attack", "dev-userfaultfd"]))
+        .unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let r = crate::Results::parse(&out);
+    r.refused("open", 0);
+    r.refused("ioc_new", EPERM);
+    r.refused("ioc_new_high_bits", EPERM);
+}

@@ -951,6 +951,32 @@ fn attack(name: &str, args: &[String]) {
                 try_open("/dev/userfaultfd", libc::O_RDWR),
             );
         }
+        // The userfaultfd device: open it, then ask it for a userfaultfd with
+        // USERFAULTFD_IOC_NEW (_IO(0xAA, 0)), also with bits above the low 32 set.
+        "dev-userfaultfd" => {
+            const USERFAULTFD_IOC_NEW: u64 = 0xAA00;
+            let path = cstr("/dev/userfaultfd");
+            // SAFETY: open of a C string; every descriptor is closed below.
+            let dev = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+            put("open", errno_of(dev as libc::c_long));
+            if dev < 0 {
+                return;
+            }
+            for (key, req) in [
+                ("ioc_new", USERFAULTFD_IOC_NEW),
+                ("ioc_new_high_bits", USERFAULTFD_IOC_NEW | 0x1_0000_0000),
+            ] {
+                // SAFETY: an ioctl with an integer argument; a new descriptor is closed.
+                let fd = unsafe { libc::syscall(libc::SYS_ioctl, dev, req, libc::O_CLOEXEC) };
+                put(key, errno_of(fd));
+                if fd >= 0 {
+                    // SAFETY: closing our own descriptor.
+                    unsafe { libc::close(fd as i32) };
+                }
+            }
+            // SAFETY: closing our own descriptor.
+            unsafe { libc::close(dev) };
+        }
         "perf" => {
             // struct perf_event_attr, version 0 (64 bytes): a disabled software CPU clock of
             // this process.
