@@ -66,6 +66,8 @@ pub enum FRoot {
     Empty,
     Dir(FPath),
     Layers(Vec<FPath>, FPath, FPath),
+    /// No root chosen: the host's filesystem, read-only (or empty with the host system dirs).
+    Auto,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -123,6 +125,7 @@ pub fn check(input: Input) {
     }
     let root = match &input.root {
         FRoot::Empty => Root::Empty,
+        FRoot::Auto => Root::Auto,
         FRoot::Dir(d) => Root::Dir(d.get()),
         FRoot::Layers(l, u, w) => Root::Layers {
             lowers: l.iter().take(4).map(FPath::get).collect(),
@@ -162,7 +165,7 @@ pub fn check(input: Input) {
 
     // What must make `prepare` fail.
     let mut must_fail = match &root {
-        Root::Empty => false,
+        Root::Auto | Root::Empty => false,
         Root::Dir(d) => bad_src(d),
         Root::Layers { lowers, upper, work } => {
             lowers.is_empty() || lowers.iter().chain([upper, work]).any(|p| bad_src(p))
@@ -200,7 +203,7 @@ pub fn check(input: Input) {
     assert_eq!(plan.steps.len(), plan.slots.len());
     assert_eq!(plan.steps.len(), plan.descriptions.len());
     match &plan.root {
-        RootStep::Tmpfs => {}
+        RootStep::Tmpfs | RootStep::Host => {}
         RootStep::Bind { src } => assert!(src.to_bytes().starts_with(b"/")),
         RootStep::Overlay { options } => {
             for (k, v) in options {
