@@ -186,7 +186,13 @@ fn hygiene_everywhere(name: &str) {
             facts.stdin(Stdio::from(tty.try_clone().unwrap()));
             let out = run(&sb, filtered, way, &facts);
             let what = format!("{way:?}, filtered={filtered}");
-            assert_hygiene(&Facts::parse(&out), &what, filtered);
+            let f = Facts::parse(&out);
+            assert_hygiene(&f, &what, filtered);
+            if let Way::Warm = way {
+                // A warm run leads a session of its own, not the zygote's (whose session
+                // has no terminal either: only this pins the run's own setsid).
+                assert_eq!(f.get("sid"), f.get("pid"), "{what}: session");
+            }
             // A C program's own signal state: nothing ignored (the Rust runtime of
             // rf-inspect ignores SIGPIPE itself).
             let out = run(
