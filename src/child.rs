@@ -117,6 +117,9 @@ pub struct Child {
     exec_template: Option<std::sync::Arc<crate::Sandbox>>,
     /// The user-mode network stack of `Net::User`, stopped when the sandbox has ended.
     usernet: Option<crate::usernet::RunningStack>,
+    /// The stack its init runs on, in this process's memory (see `spawn::clone_shared`):
+    /// unmapped once the init has been reaped, never before.
+    stacks: Option<crate::inside::sys::Stacks>,
 }
 
 impl Child {
@@ -151,6 +154,7 @@ impl Child {
             supervisor,
             exec_template: None,
             usernet: None,
+            stacks: None,
         }
     }
 
@@ -163,6 +167,11 @@ impl Child {
     /// sandbox (pasta or slirp4netns), while the sandbox runs.
     pub fn network_stack_pid(&self) -> Option<u32> {
         self.usernet.as_ref().map(|s| s.pid())
+    }
+
+    /// Keep the stacks its init runs on until it has been reaped.
+    pub(crate) fn keep_stacks(&mut self, stacks: crate::inside::sys::Stacks) {
+        self.stacks = Some(stacks);
     }
 
     pub(crate) fn with_exec_template(mut self, template: std::sync::Arc<crate::Sandbox>) -> Child {
@@ -426,6 +435,10 @@ impl Child {
             report: self.report.clone(),
         };
         self.outcome = Some(outcome.clone());
+        if let Some(stacks) = self.stacks.take() {
+            // Reaped: nothing runs on them any more.
+            stacks.give_back();
+        }
         Ok(outcome)
     }
 }
@@ -440,6 +453,10 @@ impl Drop for Child {
             // The sandbox goes on: so does its network, until the thread that spawned it
             // ends (the stack's death signal).
             std::mem::forget(self.usernet.take());
+        }
+        if let Some(stacks) = self.stacks.take() {
+            // Not reaped: its init may still run on this stack.
+            stacks.leak();
         }
     }
 }

@@ -202,12 +202,6 @@ pub(crate) enum RootStep {
 pub(crate) struct FsPlan {
     pub root: RootStep,
     pub steps: Vec<Step>,
-    /// One slot per step where the sandboxed process keeps the detached mounts it makes before
-    /// leaving the host's mount tree (bind sources, new filesystems, /dev/null for masks).
-    /// Sized by the parent, so filling them allocates nothing. Only the sandboxed process
-    /// writes them, in its own copy of the parent's memory (the clone has no `CLONE_VM`): in
-    /// the parent they stay -1, so one plan serves every spawn of a sandbox, from any thread.
-    pub slots: Box<[std::sync::atomic::AtomicI32]>,
     /// What each step does, for error messages (same order as `steps`).
     pub descriptions: Vec<String>,
 }
@@ -365,7 +359,6 @@ impl FsConfig {
         let mut plan = FsPlan {
             root: RootStep::Tmpfs,
             steps: Vec::new(),
-            slots: Box::new([]),
             descriptions: Vec::new(),
         };
         plan.root = match &self.root {
@@ -417,9 +410,6 @@ impl FsConfig {
         for op in &self.ops {
             self.prepare_op(op, &mut plan)?;
         }
-        plan.slots = (0..plan.steps.len())
-            .map(|_| std::sync::atomic::AtomicI32::new(-1))
-            .collect();
         Ok(plan)
     }
 
@@ -526,6 +516,14 @@ impl FsConfig {
                         attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
                     },
                 );
+                // pid 1 of a sandbox's pid namespace is its init, which may share its caller's
+                // memory (docs/ARCHITECTURE.md): /proc/1/cmdline would show the caller's command
+                // line. A read-only file over it shows the init's name instead.
+                self.push_init_file(
+                    plan,
+                    &dst.join("1/cmdline").to_string_lossy(),
+                    b"ringfence-init\0".to_vec(),
+                )?;
                 for name in PROC_MASKED {
                     let p = dst.join(name);
                     push(

@@ -114,6 +114,13 @@ pub(crate) struct Plan<'a> {
     pub seccomp_notify: bool,
     /// For a warm sandbox: the process becomes its zygote instead of executing a program.
     pub zygote: Option<&'a crate::inside::zygote::ZygotePlan<'a>>,
+    /// One slot per filesystem step, for this spawn (see `inside::mount::View`).
+    pub fs_slots: &'a [std::sync::atomic::AtomicI32],
+    /// Whether this process shares the parent's memory (`CLONE_VM`, see `clone_shared`).
+    pub shared_vm: bool,
+    /// With `shared_vm` and a pid namespace: the stack of the program's process (lowest
+    /// address, size).
+    pub payload_stack: (usize, usize),
 }
 
 /// The caller's `argv` and `environ` strings: `[arg_start, arg_end)` and
@@ -569,6 +576,71 @@ unsafe fn clone_pidfd(
     Ok(Some((rc as libc::pid_t, pidfd, born_in_cgroup)))
 }
 
+/// Clone the sandboxed process into new namespaces *sharing this process's memory*
+/// (`CLONE_VM`), on its own stack from `stacks`, running `inside::run_shared` with a copy of
+/// `plan` kept at the top of that mapping. Nothing of this process's page tables is copied,
+/// so the cost does not grow with the caller's memory (a fork-like clone of a parent holding
+/// 1 GiB copies 2 MiB of page tables and takes tens of milliseconds).
+///
+/// The child's thread pointer is the calling thread's: until its release it makes raw system
+/// calls only (see `inside::sys`), and from its release until its exec the caller only waits
+/// for it, every signal blocked, as with `vfork`.
+///
+/// # Safety
+/// Everything `plan` borrows stays alive and unchanged until the error pipe has reached EOF
+/// (the program was executed or the child ended) or the child has been reaped; `stacks` until
+/// the child (with a pid namespace: its init) has been reaped.
+unsafe fn clone_shared(
+    ns_flags: u64,
+    cgroup: Option<RawFd>,
+    stacks: &crate::inside::sys::Stacks,
+    plan: &Plan<'_>,
+) -> Result<(libc::pid_t, OwnedFd, bool), Errno> {
+    use crate::inside::sys;
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let (room, room_len) = stacks.plan_room();
+    assert!(std::mem::size_of::<Plan<'_>>() <= room_len);
+    let kept = room.cast::<Plan<'_>>();
+    // SAFETY: the room is inside the mapping, page-aligned and large enough (checked above);
+    // `Plan` has no destructor, so a bitwise copy is a copy.
+    unsafe { std::ptr::copy_nonoverlapping(plan as *const Plan<'_>, kept, 1) };
+    let mut pidfd: libc::c_int = -1;
+    let (stack, stack_size) = stacks.main();
+    let legacy = NO_CLONE3.load(Ordering::Relaxed);
+    let into_cgroup = cgroup.is_some() && !legacy;
+    let mut args = sys::CloneArgs {
+        flags: ns_flags
+            | (libc::CLONE_VM | libc::CLONE_PIDFD) as u64
+            | if into_cgroup { CLONE_INTO_CGROUP } else { 0 },
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack as u64,
+        stack_size: stack_size as u64,
+        cgroup: if into_cgroup {
+            cgroup.map_or(0, |fd| fd as u64)
+        } else {
+            0
+        },
+        ..Default::default()
+    };
+    let entry = crate::inside::run_shared;
+    // SAFETY: see the function's contract; `run_shared` never returns.
+    let mut rc = unsafe { sys::clone_on_stack(&args, legacy, entry, kept as usize) };
+    let mut legacy = legacy;
+    if !legacy && rc == -(libc::ENOSYS as isize) {
+        // No clone3 (old kernel, or a seccomp filter around us hides it, as Docker's does).
+        NO_CLONE3.store(true, Ordering::Relaxed);
+        legacy = true;
+        args.flags &= !CLONE_INTO_CGROUP;
+        // SAFETY: as above.
+        rc = unsafe { sys::clone_on_stack(&args, legacy, entry, kept as usize) };
+    }
+    let pid = sys::check(rc)?;
+    // SAFETY: the kernel stored a new pidfd that nobody else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok((pid as libc::pid_t, pidfd, into_cgroup && !legacy))
+}
+
 /// Blocks every signal in the calling thread until dropped (so no handler of the parent runs
 /// in the child between clone and exec; the child resets handlers before unblocking).
 struct SignalsBlocked(libc::sigset_t);
@@ -923,10 +995,37 @@ fn spawn_as(
     let started = Instant::now();
     let host = probe();
     let prep = prepare(sb, cmd)?;
+    // The ordinary spawn shares this process's memory until the exec (no page table is
+    // copied, whatever the caller's size); a zygote, a pod's holder and a joining process
+    // (with its relay) run long and use more of libc, and are fork-like copies. So is a
+    // sandbox with a time namespace: the kernel lets no process share its memory across time
+    // namespaces (their vDSO data differs), and `setns` into one wants a process alone in its
+    // memory.
+    let shared = crate::inside::sys::AVAILABLE
+        && zygote.is_none()
+        && !hold
+        && sb.join.is_none()
+        && sb.ns[Namespace::Time.index()].is_none()
+        // A change of ids makes the kernel reset the dumpability of the memory map (the
+        // caller's, if shared) to fs.suid_dumpable.
+        && sb.uid.is_none()
+        && sb.gid.is_none();
+    let stacks = if shared {
+        Some(
+            crate::inside::sys::Stacks::new()
+                .map_err(|e| Error::io("map the sandboxed process's stack", e))?,
+        )
+    } else {
+        None
+    };
+    let fs_slots: Box<[std::sync::atomic::AtomicI32]> =
+        (0..prep.fs.as_ref().map_or(0, |f| f.steps.len()))
+            .map(|_| std::sync::atomic::AtomicI32::new(-1))
+            .collect();
 
     // Clone; if the kernel refuses the namespaces and none is required, once more without.
     let mut refused: Option<Unavailable> = None;
-    let (d, pid, pidfd, status_r, born_in_cgroup, limits) = loop {
+    let (d, pid, pidfd, status_r, born_in_cgroup, limits, _offsets, blocked) = loop {
         let d = decide(sb, host, refused.as_ref())?;
         let limits = match &prep.cgroup_problem {
             Some((cfg, e)) => Some(crate::degrade::limits(
@@ -1005,11 +1104,14 @@ fn spawn_as(
             candidates: &prep.candidates,
             landlock_fd: prep.landlock_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
             landlock_base_fd: prep.landlock_base_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
-            caller_strings: caller_strings(),
+            caller_strings: caller_strings().filter(|_| stacks.is_none()),
             join_keep: &join_keep,
             seccomp: prep.seccomp.as_deref(),
             seccomp_notify: prep.seccomp.as_ref().is_some_and(|c| c.uses_notify()),
             zygote,
+            fs_slots: &fs_slots,
+            shared_vm: stacks.is_some(),
+            payload_stack: stacks.as_ref().map_or((0, 0), |s| s.payload()),
         };
         let offsets = match (&sb.time_offsets, d.time_ns) {
             (Some(t), true) => {
@@ -1023,23 +1125,35 @@ fn spawn_as(
         };
 
         let blocked = SignalsBlocked::new();
-        // SAFETY: the child runs only `inside::run`, which is async-signal-safe and never
-        // returns; `plan` and everything it borrows stay alive in the child's copy.
-        let cloned = unsafe {
-            clone_pidfd(
-                d.flags,
-                prep.cgroup
-                    .as_ref()
-                    .and_then(|c| c.clone_into_fd())
-                    .map(|f| f.as_raw_fd()),
-            )
+        let cgroup_fd = prep
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.clone_into_fd())
+            .map(|f| f.as_raw_fd());
+        let cloned = match &stacks {
+            // SAFETY: the child runs `inside::run_shared` on its own stack, with raw system
+            // calls while this thread runs (see `inside::setup`); the plan is copied into the
+            // stacks' mapping, and everything it borrows stays alive until the error pipe has
+            // said the program was executed, or the child has been reaped.
+            Some(stacks) => unsafe { clone_shared(d.flags, cgroup_fd, stacks, &plan) }.map(Some),
+            // SAFETY: the child runs only `inside::run`, which is async-signal-safe and never
+            // returns; `plan` and everything it borrows stay alive in the child's copy.
+            None => unsafe { clone_pidfd(d.flags, cgroup_fd) },
         };
         match cloned {
             Ok(None) => crate::inside::run(&plan),
             Ok(Some((pid, pidfd, born_in_cgroup))) => {
-                drop(blocked);
+                // A child sharing our memory gets the vfork treatment: this thread takes no
+                // signal until it has executed the program (a handler here could change the
+                // errno the child reads).
+                let blocked = if stacks.is_some() {
+                    Some(blocked)
+                } else {
+                    drop(blocked);
+                    None
+                };
                 drop(status_w);
-                break (d, pid, pidfd, status_r, born_in_cgroup, limits);
+                break (d, pid, pidfd, status_r, born_in_cgroup, limits, offsets, blocked);
             }
             Err(e) => {
                 drop(blocked);
@@ -1158,11 +1272,13 @@ fn spawn_as(
 
     // Release the child — with a death signal, once it says the signal is armed (see
     // `inside::setup`) — then wait until it has executed the program (or failed).
-    let mut sync_w = std::fs::File::from(sync_w);
-    let mut release = || {
-        sync_w
-            .write_all(&[1])
-            .map_err(|e| Error::io("release the sandboxed process", e))
+    // A raw write: the child may already run when it returns (see `inside::sys`).
+    let release = || loop {
+        match crate::inside::sys::write(sync_w.as_raw_fd(), &[1]) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::io("release the sandboxed process", e)),
+        }
     };
     if !sb.die_with_parent {
         if let Err(e) = release() {
@@ -1184,11 +1300,16 @@ fn spawn_as(
         supervisor = Some(crate::supervise::Supervisor::start(listener, mode, arch));
         Ok(())
     };
+    let mut release = release;
     if let Err(e) = read_error_pipe(err_r, descriptions, &mut release, &mut take_listener) {
         abort_child(&pidfd);
         return Err(e);
     }
+    drop(blocked);
     drop(sync_w);
+    // The program runs: the stacks are no longer used, but by a pid namespace's init, which
+    // keeps running on its stack until it is reaped.
+    let stacks = stacks.filter(|_| d.pid_ns);
 
     let mut report = d.report;
     if let Some((layer, e)) = stack_report {
@@ -1226,7 +1347,7 @@ fn spawn_as(
         }
     }
     tracing::debug!(pid, "sandbox started");
-    let child = Child::new(
+    let mut child = Child::new(
         pid,
         pidfd,
         parent_stdio,
@@ -1239,6 +1360,9 @@ fn spawn_as(
         supervisor,
     )
     .with_usernet(stack);
+    if let Some(stacks) = stacks {
+        child.keep_stacks(stacks);
+    }
     Ok(if hold {
         child
     } else {
@@ -1286,7 +1410,7 @@ fn read_error_pipe(
     let mut buf = [0u8; ERR_MSG_LEN];
     let mut got = 0;
     loop {
-        match nix::unistd::read(&err_r, &mut buf[got..]) {
+        match crate::inside::sys::read(err_r.as_raw_fd(), &mut buf[got..]) {
             Ok(0) if got == 0 => return Ok(()),
             Ok(0) => return Err(Error::Protocol("short failure record on the error pipe")),
             Ok(n) => {

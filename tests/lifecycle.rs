@@ -275,6 +275,29 @@ fn a_sandbox_can_be_spawned_many_times_and_from_threads() {
     });
 }
 
+/// The sandboxed process shares the caller's memory until its exec: spawns of one sandbox with
+/// a filesystem view from several threads at once each keep their own detached mounts, and
+/// every program runs in its own, complete root.
+#[test]
+fn an_isolated_sandbox_can_be_spawned_from_threads_at_once() {
+    if !ns_capable() {
+        return common::skip("namespaces are not available here");
+    }
+    let sb = Sandbox::isolated();
+    let cmd =
+        sh("test -d /usr && test -e /dev/null && test -d /proc/self && test -w /tmp && exit 7");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..8 {
+                    let out = sb.output(&cmd).unwrap();
+                    assert_eq!(out.status.code(), Some(7), "{out:?}");
+                }
+            });
+        }
+    });
+}
+
 rootless_test! {
     fn rootless_timeout_kills_a_daemon_and_reports() {
         if !common::userns_available() {

@@ -3,12 +3,19 @@
 //! pipe, so the parent sees the program's real status (a signal, say) rather than the init's
 //! `128 + signal` exit code. When it exits, the kernel kills whatever is left in the namespace.
 //!
-//! Same rule as the rest of `inside`: async-signal-safe code only.
+//! Same rule as the rest of `inside`: async-signal-safe code only. More: an init may share the
+//! caller's memory for its whole life (`Plan::shared_vm`), running beside the caller's
+//! threads with the caller's thread pointer. From the moment it closes the error pipe (which
+//! lets the parent go on) it only makes raw system calls (`super::sys`, never `errno` or
+//! glibc's cancellation state), reads nothing of the parent's memory but constants, and
+//! writes nothing outside its own stack (so it never rewrites its command line either: that
+//! memory is the caller's).
 
 use std::ffi::CStr;
 
 use nix::errno::Errno;
 
+use super::sys;
 use crate::spawn::Plan;
 
 /// Signals the init forwards to the program.
@@ -57,11 +64,10 @@ fn close_all_but(keep: [libc::c_int; 2]) {
             return;
         }
         // SAFETY: close_range with integer arguments.
-        let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
-        if rc != 0 {
+        let rc = unsafe { sys::call(libc::SYS_close_range, &[first as usize, last as usize, 0]) };
+        if rc.is_err() {
             for fd in first..last.min(1 << 16) {
-                // SAFETY: closing descriptor numbers; EBADF is fine.
-                unsafe { libc::close(fd as libc::c_int) };
+                sys::close(fd as libc::c_int);
             }
         }
     };
@@ -102,21 +108,16 @@ pub(super) fn relay(p: &Plan, payload: libc::pid_t, alive: libc::c_int) -> ! {
 /// Forward signals to `payload`, reap every child, exit with the payload's status.
 fn serve(status_fd: libc::c_int, payload: libc::pid_t, alive: libc::c_int, name: &CStr) -> ! {
     // It holds nothing the program could use: no stdio, no pipes but the status pipe.
+    // (Closing the error pipe lets the parent go on: raw calls only from here.)
     close_all_but([status_fd, alive]);
-    // SAFETY: plain prctls; the name is a static C string.
-    unsafe {
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
-    }
+    let _ = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0);
+    let _ = sys::prctl(libc::PR_SET_NAME, name.as_ptr() as usize, 0);
     let set = wait_set(&FORWARDED);
     loop {
-        // SAFETY: waits for one of the blocked signals in `set`.
-        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        let sig = wait_signal(set);
         if sig == libc::SIGCHLD {
             loop {
-                let mut status: libc::c_int = 0;
-                // SAFETY: reaps any child without blocking.
-                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                let (pid, status) = reap_any();
                 if pid <= 0 {
                     break;
                 }
@@ -126,23 +127,48 @@ fn serve(status_fd: libc::c_int, payload: libc::pid_t, alive: libc::c_int, name:
             }
         } else if sig > 0 {
             // SAFETY: forwards the signal to our own child.
-            unsafe { libc::kill(payload, sig) };
+            let _ = unsafe { sys::call(libc::SYS_kill, &[payload as usize, sig as usize]) };
         }
     }
 }
 
-/// SIGCHLD and `signals`, as a set for `sigwaitinfo` (all of them are blocked).
-fn wait_set(signals: &[libc::c_int]) -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data on this stack.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        for &sig in signals {
-            libc::sigaddset(&mut set, sig);
-        }
-        set
-    }
+/// `sigwaitinfo(set)`: the signal taken, or -1.
+fn wait_signal(set: u64) -> libc::c_int {
+    // SAFETY: an 8-byte kernel signal set on this stack; no siginfo, no timeout.
+    let rc = unsafe {
+        sys::call(
+            libc::SYS_rt_sigtimedwait,
+            &[&set as *const u64 as usize, 0, 0, 8],
+        )
+    };
+    rc.map_or(-1, |sig| sig as libc::c_int)
+}
+
+/// `waitpid(-1, WNOHANG)`: (pid or 0 or -1, status).
+fn reap_any() -> (libc::pid_t, libc::c_int) {
+    let mut status: libc::c_int = 0;
+    // SAFETY: wait4 writing the status on this stack.
+    let rc = unsafe {
+        sys::call(
+            libc::SYS_wait4,
+            &[
+                -1isize as usize,
+                &mut status as *mut libc::c_int as usize,
+                libc::WNOHANG as usize,
+                0,
+            ],
+        )
+    };
+    (rc.map_or(-1, |pid| pid as libc::pid_t), status)
+}
+
+/// SIGCHLD and `signals`, as a kernel signal set for `sigwaitinfo` (all of them are blocked).
+fn wait_set(signals: &[libc::c_int]) -> u64 {
+    signals
+        .iter()
+        .fold(sys::sigbit(libc::SIGCHLD), |set, &sig| {
+            set | sys::sigbit(sig)
+        })
 }
 
 /// A pod's holder: it owns the pod's namespaces and does nothing else — it reaps whatever
@@ -151,36 +177,26 @@ fn wait_set(signals: &[libc::c_int]) -> libc::sigset_t {
 pub(super) fn hold(p: &Plan) -> ! {
     super::scrub_caller_strings(p, c"ringfence-pod");
     close_all_but([-1, -1]);
-    // SAFETY: plain prctls; the name is a static C string.
-    unsafe {
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        libc::prctl(libc::PR_SET_NAME, c"ringfence-pod".as_ptr(), 0, 0, 0);
-    }
+    let _ = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0);
+    let _ = sys::prctl(libc::PR_SET_NAME, c"ringfence-pod".as_ptr() as usize, 0);
     let set = wait_set(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP]);
     loop {
-        // SAFETY: waits for one of the blocked signals in `set`.
-        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        let sig = wait_signal(set);
         if sig == libc::SIGCHLD {
-            // SAFETY: reaps any child without blocking.
-            while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+            while reap_any().0 > 0 {}
         } else if sig > 0 {
-            // SAFETY: _exit never returns.
-            unsafe { libc::_exit(0) }
+            sys::exit(0)
         }
     }
 }
 
 /// Report the program's wait status and exit with the matching code.
 fn exit_with(status_fd: libc::c_int, status: libc::c_int) -> ! {
-    let bytes = status.to_ne_bytes();
-    // SAFETY: write of 4 bytes from this stack; _exit never returns.
-    unsafe {
-        libc::write(status_fd, bytes.as_ptr().cast(), bytes.len());
-        let code = if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            128 + libc::WTERMSIG(status)
-        };
-        libc::_exit(code)
-    }
+    let _ = sys::write(status_fd, &status.to_ne_bytes());
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    sys::exit(code)
 }

@@ -18,6 +18,7 @@
 
 mod init;
 mod mount;
+pub(crate) mod sys;
 pub(crate) mod zygote;
 
 pub(crate) use mount::{AT_PIVOT, AT_ROOT};
@@ -66,6 +67,15 @@ impl Drop for ExitOnUnwind {
     }
 }
 
+/// Entry point of a sandboxed process cloned with `CLONE_VM` onto its own stack (see
+/// `spawn::clone_shared`): `plan` is the address of its [`Plan`], kept at the top of that stack's
+/// mapping.
+pub(crate) extern "C" fn run_shared(plan: usize) -> ! {
+    // SAFETY: the parent wrote a Plan at this address and keeps it (and what it borrows) until
+    // the program has been executed or this process has ended.
+    run(unsafe { &*(plan as *const Plan) })
+}
+
 /// Entry point of the sandboxed process. Never returns: it ends in `execve` or `_exit`.
 pub(crate) fn run(p: &Plan) -> ! {
     let _guard = ExitOnUnwind;
@@ -76,8 +86,7 @@ pub(crate) fn run(p: &Plan) -> ! {
 /// Report `(stage, errno, detail)` on the error pipe and exit with 127.
 fn fail(err_fd: libc::c_int, stage: Stage, errno: Errno, detail: u32) -> ! {
     record(err_fd, stage as u32, errno as i32, detail);
-    // SAFETY: _exit is async-signal-safe and never returns.
-    unsafe { libc::_exit(127) }
+    sys::exit(127)
 }
 
 /// Write one record `(stage word, errno, detail)` to the error pipe: a failure, or one of the
@@ -89,9 +98,9 @@ fn record(err_fd: libc::c_int, stage: u32, errno: i32, detail: u32) {
     let msg: [u8; ERR_MSG_LEN] = [
         s[0], s[1], s[2], s[3], e[0], e[1], e[2], e[3], d[0], d[1], d[2], d[3],
     ];
-    // SAFETY: write is async-signal-safe; `msg` lives on this stack. 12 bytes are below
-    // PIPE_BUF, so the write is atomic.
-    unsafe { libc::write(err_fd, msg.as_ptr().cast(), msg.len()) };
+    // 12 bytes are below PIPE_BUF, so the write is atomic. A raw write: it may run while the
+    // parent does (a record that is no failure).
+    let _ = sys::write(err_fd, &msg);
 }
 
 fn setup(p: &Plan) -> Step<Infallible> {
@@ -109,6 +118,12 @@ fn setup(p: &Plan) -> Step<Infallible> {
     // Every signal is blocked (the parent blocked them around the clone): no handler of the
     // parent can run here. First make sure we die with the parent, then that no handler of
     // the parent ever runs.
+    //
+    // Up to the release the parent runs at the same time (id maps, cgroup): in a process that
+    // shares its memory (`p.shared_vm`) these steps make raw system calls only, which touch
+    // neither the parent thread's `errno` nor its cancellation state. From the release until
+    // the exec the parent only waits on the error pipe (with raw reads, every signal
+    // blocked), as a `vfork` parent would.
     if p.die_with_parent {
         die_with_parent().at(Stage::ParentDeathSignal)?;
         // The parent releases us only once it has read this. The death signal is sent by the
@@ -179,7 +194,11 @@ fn setup(p: &Plan) -> Step<Infallible> {
         enter_time_ns(p).at(Stage::TimeNs)?;
     }
     if let Some(fs) = p.fs {
-        mount::setup(fs).map_err(|(step, e)| (Stage::Mount, e, step))?;
+        let view = mount::View {
+            plan: fs,
+            slots: p.fs_slots,
+        };
+        mount::setup(&view).map_err(|(step, e)| (Stage::Mount, e, step))?;
     }
     if let Some(h) = p.hostname {
         // SAFETY: `h` is a C string of at most 64 bytes.
@@ -204,6 +223,13 @@ fn setup(p: &Plan) -> Step<Infallible> {
         // fork-like, this memory is this process's own copy of the caller's.
         scrub_caller_strings(p, c"ringfence-init");
         init::install_forwarding().at(Stage::InitSignals)?;
+        if p.shared_vm {
+            // Still in the parent's memory: a fork would copy its page tables. The program's
+            // process shares it too, on a stack of its own, until its exec, and this process
+            // (the init) waits for that exec (`CLONE_VFORK`).
+            let pid = fork_shared(p).at(Stage::InitFork)?;
+            init::run(p, pid);
+        }
         let pid = fork().at(Stage::InitFork)?;
         if pid != 0 {
             init::run(p, pid);
@@ -211,6 +237,36 @@ fn setup(p: &Plan) -> Step<Infallible> {
         init::uninstall_forwarding().at(Stage::Signals)?;
     }
     payload(p)
+}
+
+/// The program's process behind the init of a process that shares the parent's memory: a
+/// `clone(CLONE_VM | CLONE_VFORK)` onto the plan's payload stack. Returns the pid once that
+/// process has executed the program (or ended).
+fn fork_shared(p: &Plan) -> Result<libc::pid_t, Errno> {
+    let (stack, stack_size) = p.payload_stack;
+    let args = sys::CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack as u64,
+        stack_size: stack_size as u64,
+        ..Default::default()
+    };
+    // SAFETY: the stack is the plan's, unused by anyone else; `payload_shared` never returns
+    // and this process is suspended until it has executed the program or ended.
+    let rc = unsafe { sys::clone_on_stack(&args, true, payload_shared, p as *const Plan as usize) };
+    sys::check(rc).map(|pid| pid as libc::pid_t)
+}
+
+/// The program's process of `fork_shared`.
+extern "C" fn payload_shared(plan: usize) -> ! {
+    // SAFETY: the plan of the suspended init, alive until this process executes or ends.
+    let p = unsafe { &*(plan as *const Plan) };
+    let _guard = ExitOnUnwind;
+    let result = init::uninstall_forwarding()
+        .at(Stage::Signals)
+        .and_then(|()| payload(p));
+    let Err((stage, errno, detail)) = result;
+    fail(p.err_fd, stage, errno, detail)
 }
 
 /// A fork-like `clone` (the raw system call: glibc's `fork` runs atfork handlers). Returns the
@@ -231,33 +287,14 @@ fn fork() -> Result<libc::pid_t, Errno> {
 }
 
 /// Unblock every signal (the parent blocked them all around the clone): last before exec.
+/// A raw call: with a seccomp listener, the parent takes it while this runs.
 fn unblock_signals() -> Result<(), Errno> {
-    // SAFETY: an empty signal set on this stack.
-    unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        cvt(libc::sigprocmask(
-            libc::SIG_SETMASK,
-            &empty,
-            std::ptr::null_mut(),
-        ))
-        .map(drop)
-    }
+    sys::set_sigmask(0)
 }
 
 /// `PR_SET_PDEATHSIG(SIGKILL)`: killed when the parent thread ends.
 fn die_with_parent() -> Result<(), Errno> {
-    // SAFETY: plain prctl with integer arguments.
-    cvt(unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    })
-    .map(drop)
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as usize, 0).map(drop)
 }
 
 /// Enter a joined (or newly unshared) pid namespace, which only applies to children: fork.
@@ -301,7 +338,14 @@ fn payload(p: &Plan) -> Step<Infallible> {
     // process of the same user can open its `mem`, `environ` or descriptors through /proc.
     // (After the release: the parent writes the id maps of a new user namespace into
     // /proc/PID, which needs it dumpable.)
-    set_dumpable(false).at(Stage::Capabilities)?;
+    //
+    // Dumpability belongs to the memory map: a process sharing the caller's (`p.shared_vm`)
+    // leaves it alone, as it is the caller's own — which every process of the same user can
+    // already reach as the caller itself, and which the sandbox's Landlock domain keeps out
+    // of reach of other sandboxes.
+    if !p.shared_vm {
+        set_dumpable(false).at(Stage::Capabilities)?;
+    }
     for (target, src) in (0..).zip(p.stdio) {
         if src >= 0 {
             // SAFETY: dup2 of a descriptor the parent prepared. dup2 clears close-on-exec.
@@ -322,7 +366,10 @@ fn payload(p: &Plan) -> Step<Infallible> {
     }
     drop_privileges(p)?;
     // A change of ids makes the kernel reset dumpability to fs.suid_dumpable, which may be 1.
-    set_dumpable(false).at(Stage::Capabilities)?;
+    // (A spawn that changes ids never shares the caller's memory: see `spawn::spawn_as`.)
+    if !p.shared_vm {
+        set_dumpable(false).at(Stage::Capabilities)?;
+    }
     if let Some(cwd) = p.cwd {
         // After dropping privileges, so the directory is checked as the program's user.
         // SAFETY: `cwd` is a C string.
@@ -345,7 +392,9 @@ fn payload(p: &Plan) -> Step<Infallible> {
             // without CAP_SYS_PTRACE needs this process dumpable again. Its privileges are
             // dropped, its Landlock domain entered (no process of the sandbox can reach it
             // unless the kernel has no Landlock) and the descriptors marked close-on-exec.
-            set_dumpable(true).at(Stage::Seccomp)?;
+            if !p.shared_vm {
+                set_dumpable(true).at(Stage::Seccomp)?;
+            }
             // The kernel gives the listener the lowest free descriptor: tell the parent which
             // one, before the filter is installed (afterwards every call may be notified).
             // SAFETY: F_DUPFD of an open descriptor, closed again at once.
@@ -360,18 +409,16 @@ fn payload(p: &Plan) -> Step<Infallible> {
     }
 
     unblock_signals().at(Stage::Signals)?;
+    // Raw execs: with a seccomp listener, the parent takes it while this runs.
     if p.candidates.is_empty() {
-        // SAFETY: NULL-terminated arrays of C strings built by the parent.
-        unsafe { libc::execve(p.program.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr()) };
-        return Err((Stage::Exec, Errno::last(), 0));
+        let e = sys::execve(p.program.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
+        return Err((Stage::Exec, e, 0));
     }
     // A bare name looked up in the new root, as execvp does: the first candidate that can be
     // executed wins; if none, EACCES if one existed but was not executable, else ENOENT.
     let mut errno = Errno::ENOENT;
     for candidate in p.candidates {
-        // SAFETY: as above.
-        unsafe { libc::execve(candidate.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr()) };
-        match Errno::last() {
+        match sys::execve(candidate.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr()) {
             Errno::ENOENT | Errno::ENOTDIR | Errno::ESTALE | Errno::ENODEV | Errno::ETIMEDOUT => {}
             Errno::EACCES => errno = Errno::EACCES,
             other => return Err((Stage::Exec, other, 0)),
@@ -391,7 +438,10 @@ fn set_dumpable(on: bool) -> Result<(), Errno> {
 /// copy of the caller's): `/proc/PID/cmdline` then shows `name`, `/proc/PID/environ` nothing.
 /// Only for a process with a memory map of its own (a fork-like clone or a fork).
 pub(super) fn scrub_caller_strings(p: &Plan, name: &std::ffi::CStr) {
-    let Some(s) = p.caller_strings else {
+    let Some(s) = p.caller_strings.filter(|_| !p.shared_vm) else {
+        // In the caller's own memory these are the caller's strings: a sandbox with its own
+        // /proc shows `ringfence-init` as pid 1's command line by a read-only file bound
+        // over it instead (`fs::FsView::prepare`).
         return;
     };
     for (start, end) in [s.arg, s.env] {
@@ -495,15 +545,19 @@ fn rt_sigaction(
     let old = old.map_or(std::ptr::null_mut(), |o| o as *mut KernelSigaction);
     // SAFETY: both pointers are null or point to live structs of the kernel's layout; 8 is the
     // size of the kernel's signal set.
-    let rc = unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, new, old, 8usize) };
-    cvt_long(rc).map(drop)
+    unsafe {
+        sys::call(
+            libc::SYS_rt_sigaction,
+            &[sig as usize, new as usize, old as usize, 8],
+        )
+    }
+    .map(drop)
 }
 
 fn wait_release(p: &Plan) -> Result<(), Errno> {
     let fd = p.sync_fd;
     // Our copy of the parent's end: while we hold it, the pipe never hangs up.
-    // SAFETY: closes a descriptor of this process.
-    unsafe { libc::close(p.sync_w_fd) };
+    sys::close(p.sync_w_fd);
     if p.parent_fd >= 0 {
         // Another spawn's child may hold a copy of the parent's end too (it was cloned while
         // our pipe was open): the parent's pidfd tells its death whatever others hold.
@@ -520,13 +574,10 @@ fn wait_release(p: &Plan) -> Result<(), Errno> {
             },
         ];
         loop {
-            // SAFETY: two pollfds on this stack.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if rc < 0 && Errno::last() == Errno::EINTR {
-                continue;
-            }
-            if rc < 0 {
-                return Err(Errno::last());
+            match sys::poll_forever(&mut fds) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+                Ok(_) => {}
             }
             if fds[1].revents != 0 && fds[0].revents & libc::POLLIN == 0 {
                 return Err(Errno::EPIPE);
@@ -538,19 +589,16 @@ fn wait_release(p: &Plan) -> Result<(), Errno> {
     }
     let mut b = [0u8; 1];
     loop {
-        // SAFETY: reads one byte into this stack buffer.
-        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
-        match n {
-            1 => break,
-            0 => return Err(Errno::EPIPE),
-            _ if Errno::last() == Errno::EINTR => continue,
-            _ => return Err(Errno::last()),
+        match sys::read(fd, &mut b) {
+            Ok(1) => break,
+            Ok(_) => return Err(Errno::EPIPE),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
         }
     }
     // Released: with a death signal, the parent read it was armed before releasing us, so
     // its death from then on kills us even if it died just now.
-    // SAFETY: our copy of the descriptor is no longer needed.
-    unsafe { libc::close(fd) };
+    sys::close(fd);
     Ok(())
 }
 

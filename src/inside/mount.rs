@@ -49,6 +49,21 @@ const RESOLVE_IN_ROOT: u64 = 0x10;
 pub(crate) const AT_ROOT: u32 = u32::MAX;
 pub(crate) const AT_PIVOT: u32 = u32::MAX - 1;
 
+/// A filesystem plan and the slots where one spawn keeps its detached mounts (see
+/// `spawn::Plan::fs_slots`): per spawn, since the sandboxed process may share the parent's
+/// memory, and one plan serves every spawn of a sandbox, from any thread.
+pub(crate) struct View<'a> {
+    pub plan: &'a FsPlan,
+    pub slots: &'a [std::sync::atomic::AtomicI32],
+}
+
+impl std::ops::Deref for View<'_> {
+    type Target = FsPlan;
+    fn deref(&self) -> &FsPlan {
+        self.plan
+    }
+}
+
 /// A descriptor closed when it goes out of scope (no allocation involved).
 struct Fd(libc::c_int);
 
@@ -388,7 +403,7 @@ fn write_all(fd: libc::c_int, mut data: &[u8]) -> Result<(), Errno> {
 }
 
 /// Build the new root and pivot into it. On failure: `(step index or AT_*, errno)`.
-pub(super) fn setup(p: &FsPlan) -> Result<(), (u32, Errno)> {
+pub(super) fn setup(p: &View<'_>) -> Result<(), (u32, Errno)> {
     let result = build(p);
     // The detached copies are attached (or no longer needed): close our descriptors of them.
     for slot in p.slots.iter() {
@@ -399,7 +414,7 @@ pub(super) fn setup(p: &FsPlan) -> Result<(), (u32, Errno)> {
     result
 }
 
-fn build(p: &FsPlan) -> Result<(), (u32, Errno)> {
+fn build(p: &View<'_>) -> Result<(), (u32, Errno)> {
     for (i, step) in p.steps.iter().enumerate() {
         let at = |e| (i as u32, e);
         match step {
@@ -451,7 +466,7 @@ fn build(p: &FsPlan) -> Result<(), (u32, Errno)> {
 /// The init layer's files: written into a private tmpfs, which is attached over `/tmp` of this
 /// mount namespace just long enough to clone each file out read-only (kernels before 6.15
 /// refuse to clone from a detached mount), then detached again.
-fn init_layer(p: &FsPlan) -> Result<(), (u32, Errno)> {
+fn init_layer(p: &View<'_>) -> Result<(), (u32, Errno)> {
     let mut first = None;
     for (i, step) in p.steps.iter().enumerate() {
         if let Step::InitFile { .. } = step {
@@ -524,7 +539,7 @@ fn init_layer(p: &FsPlan) -> Result<(), (u32, Errno)> {
 }
 
 /// Keep a detached mount in slot `i` (taking over its descriptor).
-fn keep(p: &FsPlan, i: usize, mnt: Fd) {
+fn keep(p: &View<'_>, i: usize, mnt: Fd) {
     if let Some(slot) = p.slots.get(i) {
         slot.store(mnt.0, Relaxed);
         std::mem::forget(mnt);
@@ -532,7 +547,7 @@ fn keep(p: &FsPlan, i: usize, mnt: Fd) {
 }
 
 /// The detached mount kept in slot `i`.
-fn slot(p: &FsPlan, i: usize) -> Result<libc::c_int, Errno> {
+fn slot(p: &View<'_>, i: usize) -> Result<libc::c_int, Errno> {
     p.slots
         .get(i)
         .map(|s| s.load(Relaxed))
@@ -541,7 +556,7 @@ fn slot(p: &FsPlan, i: usize) -> Result<libc::c_int, Errno> {
 }
 
 /// Mount the base of the new root over /tmp of this (private) mount namespace.
-fn mount_root(p: &FsPlan) -> Result<Fd, Errno> {
+fn mount_root(p: &View<'_>) -> Result<Fd, Errno> {
     let mnt = match &p.root {
         RootStep::Tmpfs => new_fs(
             c"tmpfs",
@@ -580,13 +595,13 @@ fn mount_root(p: &FsPlan) -> Result<Fd, Errno> {
 }
 
 /// The index of the first mask step, whose slot holds the /dev/null copy.
-fn first_mask(p: &FsPlan) -> Option<usize> {
+fn first_mask(p: &View<'_>) -> Option<usize> {
     p.steps.iter().position(|s| matches!(s, Step::Mask { .. }))
 }
 
 fn apply(
     root: libc::c_int,
-    p: &FsPlan,
+    p: &View<'_>,
     index: usize,
     step: &Step,
     null: &mut Option<Fd>,
@@ -726,7 +741,7 @@ fn pivot(root: libc::c_int) -> Result<(), Errno> {
 /// the plan, ascending) with fresh, empty ones, and apply again the other steps listed (the
 /// directories, symlinks and files the caller put into them; the parent lists no other kind).
 /// Runs in the zygote, inside the new root, with every process of the previous run gone.
-pub(super) fn reset(p: &FsPlan, steps: &[u32]) -> Result<(), (u32, Errno)> {
+pub(super) fn reset(p: &View<'_>, steps: &[u32]) -> Result<(), (u32, Errno)> {
     // SAFETY: static path; the descriptor is owned by `Fd`.
     let root = Fd(cvt(unsafe {
         libc::open(

@@ -601,7 +601,13 @@ fn handle(p: &Plan, z: &ZygotePlan, n: usize, fds: [libc::c_int; 3], pid1: bool)
     reply.sys_us = ru.ru_stime.tv_sec as u64 * 1_000_000 + ru.ru_stime.tv_usec as u64;
     reply.maxrss_kib = ru.ru_maxrss as u64;
     if let (false, Some(fs)) = (z.reset.is_empty() || owner_gone, p.fs) {
-        if let Err((step, e)) = super::mount::reset(fs, z.reset) {
+        if let Err((step, e)) = super::mount::reset(
+            &super::mount::View {
+                plan: fs,
+                slots: &[],
+            },
+            z.reset,
+        ) {
             reply.kind = REPLY_RESET_FAILED;
             reply.detail = step;
             reply.errno = e as i32;

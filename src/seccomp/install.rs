@@ -45,17 +45,18 @@ pub(crate) fn install(prog: &[Insn], listener: bool) -> Result<Option<RawFd>, Er
     // SAFETY: `fprog` lives on this stack frame for the whole call and points into `prog`,
     // which the caller borrows for the call; the kernel copies the program before returning
     // and keeps no pointer to it. SECCOMP_SET_MODE_FILTER takes exactly these arguments.
+    // A raw call (no errno): with a listener, the parent takes it while this runs, and the
+    // sandboxed process may share the parent's memory (see `inside::sys`).
     let rc = unsafe {
-        libc::syscall(
+        crate::inside::sys::call(
             libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            flags,
-            &fprog as *const libc::sock_fprog,
+            &[
+                libc::SECCOMP_SET_MODE_FILTER as usize,
+                flags as usize,
+                &fprog as *const libc::sock_fprog as usize,
+            ],
         )
-    };
-    if rc < 0 {
-        return Err(Errno::last());
-    }
+    }?;
     if listener {
         // The kernel returns the new fd; it fits an int.
         Ok(Some(rc as RawFd))
