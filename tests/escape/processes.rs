@@ -45,7 +45,7 @@ impl Drop for Sentinel {
 
 attack! {
     /// ptrace (and its relatives) against a process of the host and against the sandbox's
-    /// own init, which keeps what the program dropped.
+    /// own init, which keeps what the program dropped and shares the caller's memory.
     fn ptrace_outside() {
         let s = Sentinel::start();
         let r = run("ptrace", &[&s.pid().to_string()]);
@@ -53,6 +53,9 @@ attack! {
         r.refused("ptrace_seize_host", EPERM);
         r.refused("ptrace_init", EPERM);
         r.refused("process_vm_readv_init", EPERM);
+        // Nor written: the init runs in the caller's own memory (docs/ARCHITECTURE.md).
+        r.refused("mem_write_init", EACCES);
+        r.refused("process_vm_writev_init", EPERM);
         // The host's process is not even there: another pid namespace and its own /proc.
         r.refused("kill0_host", ESRCH);
         r.refused("pidfd_open_host", ESRCH);

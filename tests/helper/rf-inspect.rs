@@ -605,6 +605,19 @@ fn attack(name: &str, args: &[String]) {
                     "proc_host",
                     try_open(&format!("/proc/{host}/status"), libc::O_RDONLY),
                 );
+                // The init may share its memory with the sandbox's caller: writing it would
+                // write the caller's. One byte, at an address that is never mapped.
+                put("mem_write_init", try_open("/proc/1/mem", libc::O_RDWR));
+                let nowhere = libc::iovec {
+                    iov_base: 8 as *mut libc::c_void,
+                    iov_len: 1,
+                };
+                put(
+                    "process_vm_writev_init",
+                    errno_of(
+                        libc::process_vm_writev(1, &local, 1, &nowhere, 1, 0) as libc::c_long
+                    ),
+                );
             }
         }
         "io_uring" => {
