@@ -1012,7 +1012,7 @@ fn spawn_as(
         && sb.gid.is_none();
     let stacks = if shared {
         Some(
-            crate::inside::sys::Stacks::new()
+            crate::inside::sys::Stacks::take()
                 .map_err(|e| Error::io("map the sandboxed process's stack", e))?,
         )
     } else {
@@ -1309,7 +1309,13 @@ fn spawn_as(
     drop(sync_w);
     // The program runs: the stacks are no longer used, but by a pid namespace's init, which
     // keeps running on its stack until it is reaped.
-    let stacks = stacks.filter(|_| d.pid_ns);
+    let stacks = match stacks {
+        Some(s) if !d.pid_ns => {
+            s.give_back();
+            None
+        }
+        s => s,
+    };
 
     let mut report = d.report;
     if let Some((layer, e)) = stack_report {

@@ -614,9 +614,7 @@ fn attack(name: &str, args: &[String]) {
                 };
                 put(
                     "process_vm_writev_init",
-                    errno_of(
-                        libc::process_vm_writev(1, &local, 1, &nowhere, 1, 0) as libc::c_long
-                    ),
+                    errno_of(libc::process_vm_writev(1, &local, 1, &nowhere, 1, 0) as libc::c_long),
                 );
             }
         }
