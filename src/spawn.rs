@@ -1153,7 +1153,16 @@ fn spawn_as(
                     None
                 };
                 drop(status_w);
-                break (d, pid, pidfd, status_r, born_in_cgroup, limits, offsets, blocked);
+                break (
+                    d,
+                    pid,
+                    pidfd,
+                    status_r,
+                    born_in_cgroup,
+                    limits,
+                    offsets,
+                    blocked,
+                );
             }
             Err(e) => {
                 drop(blocked);
