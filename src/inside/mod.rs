@@ -219,8 +219,9 @@ fn setup(p: &Plan) -> Step<Infallible> {
         return zygote::run(p, z);
     }
     if p.init {
-        // Before the fork, so that the program never sees the init with them: the clone is
-        // fork-like, this memory is this process's own copy of the caller's.
+        // Before the fork, so that the program never sees the init with them: in a fork-like
+        // clone this memory is this process's own copy of the caller's (sharing the caller's
+        // memory, it leaves them: see `scrub_caller_strings`).
         scrub_caller_strings(p, c"ringfence-init");
         init::install_forwarding().at(Stage::InitSignals)?;
         if p.shared_vm {
