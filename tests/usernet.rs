@@ -7,8 +7,9 @@
 //! the tests check are refused inside the sandbox before any packet leaves it.
 //!
 //! The tests need root (the `root_` ones: a DNS stub on port 53, the host's `/dev/net/tun`
-//! here is root's only) and python3 inside the sandbox as the client; they skip visibly where
-//! the stack or python3 is missing. The rootless test runs where `/dev/net/tun` is usable.
+//! here is root's only); they skip visibly where the stack is missing. The client inside the
+//! sandbox is this test binary ([`usernet_client`]). The rootless test runs where
+//! `/dev/net/tun` is usable.
 
 mod common;
 
@@ -21,50 +22,78 @@ use ringfence::{
     Command, Error, Layer, Net, Pod, PortForward, Sandbox, Stack, Stdio, UserNet, UserNetError,
 };
 
-/// A python3 client run inside the sandbox: `connect HOST PORT` prints `ok LINE` (the first
-/// line the server sent) or `err ERRNO_NAME`; `serve PORT` answers every connection with a
-/// line; `dns SERVER NAME` prints the first A record of the answer.
-const CLIENT: &str = r#"
-import errno, socket, struct, sys
-cmd = sys.argv[1]
-if cmd == "connect":
-    try:
-        s = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=5)
-        print("ok", s.makefile().readline().strip())
-    except OSError as e:
-        print("err", errno.errorcode.get(e.errno, str(e)))
-elif cmd == "serve":
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(("0.0.0.0", int(sys.argv[2]))); l.listen(8)
-    print("listening", flush=True)
-    while True:
-        c, _ = l.accept(); c.sendall(b"hello from inside\n"); c.close()
-elif cmd == "dns":
-    q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
-    for part in sys.argv[3].split("."):
-        q += bytes([len(part)]) + part.encode()
-    q += b"\0" + struct.pack(">HH", 1, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
-    try:
-        s.sendto(q, (sys.argv[2], 53))
-        a = s.recv(512)
-        print("answer", ".".join(str(b) for b in a[-4:]))
-    except OSError as e:
-        print("err", errno.errorcode.get(e.errno, str(e)))
-"#;
+/// Set in the environment of the client: its arguments, separated by spaces.
+const CLIENT_ENV: &str = "RINGFENCE_USERNET_CLIENT";
+/// What the client prints before its result (after libtest's own output on the line).
+const RESULT: &str = "RESULT:";
 
-fn python() -> Option<&'static str> {
-    ["/usr/bin/python3", "/bin/python3"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
+/// The client run inside the sandbox: this test binary, running [`usernet_client`] with the
+/// arguments in [`CLIENT_ENV`]. `connect HOST PORT` prints `ok LINE` (the first line the server
+/// sent) or `err ERRNO_NAME`; `serve PORT` says `listening` and answers every connection with
+/// a line; `dns SERVER NAME` prints `answer A.B.C.D`, the last four bytes of the answer.
+#[test]
+fn usernet_client() {
+    let Ok(args) = std::env::var(CLIENT_ENV) else {
+        return; // an ordinary test run: nothing to do
+    };
+    let args: Vec<&str> = args.split(' ').collect();
+    let errno = |e: std::io::Error| match e.raw_os_error() {
+        Some(n) => format!("err {:?}", ringfence::Errno::from_raw(n)),
+        None => format!("err {e}"),
+    };
+    let result = match args[0] {
+        "connect" => {
+            let addr: IpAddr = args[1].parse().unwrap();
+            let port: u16 = args[2].parse().unwrap();
+            match TcpStream::connect_timeout(&(addr, port).into(), Duration::from_secs(5)) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    let mut line = String::new();
+                    match BufReader::new(s).read_line(&mut line) {
+                        Ok(_) => format!("ok {}", line.trim()),
+                        Err(e) => errno(e),
+                    }
+                }
+                Err(e) => errno(e),
+            }
+        }
+        "serve" => {
+            let l = TcpListener::bind((Ipv4Addr::UNSPECIFIED, args[1].parse::<u16>().unwrap()))
+                .unwrap();
+            println!("{RESULT} listening");
+            std::io::stdout().flush().unwrap();
+            for c in l.incoming().flatten() {
+                let mut c = c;
+                let _ = c.write_all(b"hello from inside\n");
+            }
+            return;
+        }
+        "dns" => {
+            let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            for part in args[2].split('.') {
+                q.push(part.len() as u8);
+                q.extend_from_slice(part.as_bytes());
+            }
+            q.extend_from_slice(&[0, 0, 1, 0, 1]);
+            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let server: Ipv4Addr = args[1].parse().unwrap();
+            let mut buf = [0u8; 512];
+            match s.send_to(&q, (server, 53)).and_then(|_| s.recv(&mut buf)) {
+                Ok(n) if n >= 4 => {
+                    let a = &buf[n - 4..n];
+                    format!("answer {}.{}.{}.{}", a[0], a[1], a[2], a[3])
+                }
+                Ok(n) => format!("short answer of {n} bytes"),
+                Err(e) => errno(e),
+            }
+        }
+        other => panic!("unknown client command {other}"),
+    };
+    println!("{RESULT} {result}");
 }
 
-/// Whether the tests can run here; prints why not.
 fn usable(stack: Stack) -> bool {
-    if python().is_none() {
-        common::skip("python3 (the in-sandbox client) is not installed");
-        return false;
-    }
     if UserNet::new().stack(stack).check().is_err() {
         common::skip(&format!("{stack} is not installed (.ci/run installs it)"));
         return false;
@@ -73,12 +102,26 @@ fn usable(stack: Stack) -> bool {
 }
 
 fn client(args: &[&str]) -> Command {
-    let mut c = Command::new(python().unwrap());
-    c.arg("-c").arg(CLIENT).args(args);
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "usernet_client",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CLIENT_ENV, args.join(" "));
     c
 }
 
-/// Run the client in a sandbox with this network; its one line of output.
+/// The client's result in its output.
+fn result(stdout: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stdout);
+    text.lines()
+        .find_map(|l| l.split_once(RESULT).map(|(_, r)| r.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no result from the client: {text}"))
+}
+
+/// Run the client in a sandbox with this network; its result.
 fn run(net: UserNet, args: &[&str]) -> String {
     let sb = Sandbox::new().pid_ns().net(Net::User(net));
     let out = sb.output(&client(args)).expect("spawn");
@@ -88,7 +131,20 @@ fn run(net: UserNet, args: &[&str]) -> String {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    result(&out.stdout)
+}
+
+/// Wait for the serving client's `listening`.
+fn wait_listening(child: &mut ringfence::Child) {
+    let mut r = BufReader::new(child.stdout.as_mut().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).unwrap() > 0, "the server ended");
+        if line.contains(RESULT) {
+            assert!(line.contains("listening"), "{line}");
+            return;
+        }
+    }
 }
 
 /// A listener on the host's 127.0.0.1 that greets every connection; returns its port.
@@ -199,11 +255,7 @@ fn root_port_forward_reaches_a_server_inside() {
     let mut cmd = client(&["serve", "8000"]);
     cmd.stdout(Stdio::Piped);
     let mut child = sb.spawn(&cmd).expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "listening");
+    wait_listening(&mut child);
     let deadline = Instant::now() + Duration::from_secs(10);
     let got = loop {
         let mut got = String::new();
@@ -295,11 +347,7 @@ fn root_outbound_tcp_ports_and_destinations_are_restricted() {
     let mut cmd = client(&["serve", "8000"]);
     cmd.stdout(Stdio::Piped);
     let mut child = sb.spawn(&cmd).unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "listening");
+    wait_listening(&mut child);
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -423,7 +471,7 @@ fn root_a_pod_shares_one_user_network() {
             .pod(&pod)
             .output(&client(&["connect", &gateway(), &port]))
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok pod");
+        assert_eq!(result(&out.stdout), "ok pod");
     }
     let stack = pod.network_stack_pid().expect("the pod's stack") as i32;
     assert!(common::alive(stack));
