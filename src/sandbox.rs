@@ -99,6 +99,8 @@ pub struct Sandbox {
     pub(crate) cwd: Option<std::path::PathBuf>,
     /// Learning: every syscall is notified, recorded and let through.
     pub(crate) learning: bool,
+    /// Whether refused calls are reported ([`Sandbox::report_refusals`]).
+    pub(crate) report_refusals: bool,
     /// A running sandbox or pod to enter instead of creating namespaces (or why it cannot be).
     pub(crate) join: Option<Arc<std::result::Result<JoinSpec, JoinProblem>>>,
     /// Work that does not depend on the command, done at the first spawn and kept.
@@ -158,6 +160,7 @@ impl Sandbox {
             cgroup_compat: Default::default(),
             cwd: None,
             learning: false,
+            report_refusals: false,
             join: None,
             cache: Arc::default(),
             compat: Compat::Required,
@@ -172,6 +175,31 @@ impl Sandbox {
     pub fn seccomp(mut self, profile: Profile) -> Sandbox {
         self.seccomp = Arc::new(profile);
         self.cache = Arc::default();
+        self
+    }
+
+    /// Report every call the seccomp filter refuses (off by default): each one is listed in
+    /// [`Outcome::violations`](crate::Outcome::violations) with its syscall, arguments and
+    /// count, including a call that kills the process (a wrong architecture, x32, or a
+    /// `KillProcess` rule), which a plain filter leaves unnamed.
+    ///
+    /// How: the filter's refusals (errno and kill-process results) become user notifications
+    /// that a supervisor thread answers exactly as the filter would have (the same errno;
+    /// a kill with `SIGKILL`, so the process then ends by signal 9, not `SIGSYS`). Allowed
+    /// calls never leave the kernel and cost nothing more; each refused call costs a round
+    /// trip to the supervisor, and each `execve` one more (it is how the supervisor takes the
+    /// listener over). If the supervisor is gone (the [`Child`](crate::Child) was
+    /// dropped without waiting while the process lives on), refused calls fail with `ENOSYS`
+    /// instead: they are still never run.
+    ///
+    /// Limits: a process under a reporting filter cannot install a seccomp filter with a
+    /// listener of its own (the kernel allows one per process), and warm sandboxes
+    /// ([`Warm`](crate::Warm)) do not report.
+    pub fn report_refusals(mut self, on: bool) -> Sandbox {
+        if self.report_refusals != on {
+            self.report_refusals = on;
+            self.cache = Arc::default();
+        }
         self
     }
 
@@ -304,12 +332,22 @@ impl Sandbox {
         // Capability-dependent rules (an imported profile's `includes.caps`) are judged against
         // the capabilities this sandbox keeps, as runc does for a container.
         let profile = self.effective_seccomp();
-        let profile = if profile.uses_notify() {
-            crate::supervise::with_notified_exec(&profile)
+        let report = self.report_refusals && !self.learning;
+        let compiled = if profile.uses_notify() || report {
+            let reference = profile.compile().map_err(crate::Error::Profile)?;
+            let notified = crate::supervise::with_notified_exec(&profile);
+            let installed = if report {
+                notified.compile_reporting()
+            } else {
+                notified.compile()
+            };
+            installed
+                .map_err(crate::Error::Profile)?
+                .supervised(&reference)
         } else {
-            profile
+            profile.compile().map_err(crate::Error::Profile)?
         };
-        let compiled = Arc::new(profile.compile().map_err(crate::Error::Profile)?);
+        let compiled = Arc::new(compiled);
         *slot = Some(compiled.clone());
         Ok(Some(compiled))
     }
@@ -879,6 +917,7 @@ impl Sandbox {
             cgroup_compat: Default::default(),
             cwd: self.cwd.clone(),
             learning: self.learning,
+            report_refusals: self.report_refusals,
             join: None,
             cache: self.cache.clone(),
             compat: self.compat,

@@ -1303,7 +1303,11 @@ fn spawn_as(
         let mode = if sb.learning {
             crate::supervise::Mode::Learn
         } else {
-            crate::supervise::Mode::Enforce(sb.effective_seccomp())
+            crate::supervise::Mode::Enforce(
+                seccomp
+                    .clone()
+                    .ok_or(Error::Protocol("a seccomp listener without a filter"))?,
+            )
         };
         let arch = crate::seccomp::Arch::native().ok_or(Error::Protocol("unknown architecture"))?;
         supervisor = Some(crate::supervise::Supervisor::start(listener, mode, arch));

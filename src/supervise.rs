@@ -1,8 +1,13 @@
 //! The seccomp supervisor: a thread in the parent that answers the user notifications of a
 //! sandbox's filter (`SECCOMP_RET_USER_NOTIF`).
 //!
-//! - Enforcing a profile with [`Action::Notify`] rules, each notified call is recorded as a
-//!   [`Violation`] and refused with `EPERM`.
+//! - Enforcing, the supervisor runs the profile's own program (the reference, without the
+//!   notifications) on each notified call and answers as it says: a call an
+//!   [`Action::Notify`] rule caught is recorded as a [`Violation`] and refused with `EPERM`;
+//!   with [`Sandbox::report_refusals`](crate::Sandbox::report_refusals), the installed
+//!   program notifies every errno and kill-process result too, and the supervisor records the
+//!   call and answers the same errno, or kills the process. Allowed calls are never notified
+//!   (but `execve`, below).
 //! - Learning ([`Sandbox::learn`](crate::Sandbox::learn)), every call is notified, recorded
 //!   with the argument values that matter (socket family, clone flags, ioctl request,
 //!   personality) and let through; the record becomes a minimal allow-list [`Profile`].
@@ -22,27 +27,40 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::seccomp::{Action, Arch, Cond, Profile, Syscall};
+use crate::seccomp::{Action, Arch, CompiledProfile, Cond, Profile, Syscall, X32_SYSCALL_BIT};
 
-/// A system call refused by a [`Action::Notify`] rule.
+/// A system call the seccomp filter refused: caught by an [`Action::Notify`] rule, or any
+/// refusal when the sandbox reports them
+/// ([`Sandbox::report_refusals`](crate::Sandbox::report_refusals)).
+///
+/// Calls are counted per syscall and result: the fields other than `count` are those of the
+/// first such call.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
-    /// The syscall's name (or `"syscall N"` for a number without a name).
+    /// The syscall's name (`"syscall N"` for a number without a name; an x32 call is named
+    /// with an ` (x32)` suffix, a call of another architecture with ` (i386)` or
+    /// ` (arch 0x...)`).
     pub syscall: String,
-    /// Its number on the sandbox's architecture.
+    /// Its number, as the calling ABI numbers it.
     pub nr: u32,
     /// Its six arguments (pointers are addresses in the caller).
     pub args: [u64; 6],
     /// The calling process, as the parent sees it.
     pub pid: u32,
+    /// What the filter did: `Errno(e)` (the call failed with `e`), `KillProcess` (the process
+    /// was killed, by `SIGKILL` as the supervisor does it), or `Notify` (a notify rule: the
+    /// call failed with `EPERM`).
+    pub action: Action,
+    /// How many times the call was refused.
+    pub count: u64,
 }
 
 /// How the supervisor answers.
 pub(crate) enum Mode {
-    /// Refuse notified calls (recording them); `execve`/`execveat`, notified only so that the
-    /// listener can be handed over, are answered as `profile` says.
-    Enforce(Profile),
+    /// Answer as the compiled profile's reference program says (see
+    /// [`CompiledProfile::supervised`](crate::seccomp::CompiledProfile)), recording refusals.
+    Enforce(Arc<CompiledProfile>),
     /// Let everything through, recording it.
     Learn,
 }
@@ -53,6 +71,59 @@ pub(crate) struct Record {
     pub violations: Vec<Violation>,
     /// Every syscall number seen, with the values of its interesting argument.
     pub seen: BTreeMap<u32, BTreeSet<u64>>,
+}
+
+/// Most distinct refusals one run records (each is counted; later new ones are dropped).
+const MAX_VIOLATIONS: usize = 1024;
+
+impl Record {
+    /// Counts a refused call.
+    fn refused(
+        &mut self,
+        data: &crate::seccomp::interp::SeccompData,
+        action: Action,
+        pid: u32,
+        arch: Arch,
+    ) {
+        let nr = data.nr as u32;
+        let syscall = syscall_name(data.arch, nr, arch);
+        if let Some(v) = self
+            .violations
+            .iter_mut()
+            .find(|v| v.nr == nr && v.action == action && v.syscall == syscall)
+        {
+            v.count += 1;
+            return;
+        }
+        if self.violations.len() >= MAX_VIOLATIONS {
+            return;
+        }
+        self.violations.push(Violation {
+            syscall,
+            nr,
+            args: data.args,
+            pid,
+            action,
+            count: 1,
+        });
+    }
+}
+
+/// A syscall's name for a report: by the calling ABI's table.
+fn syscall_name(audit_arch: u32, nr: u32, native: Arch) -> String {
+    let of = |a: Arch, n: u32| Syscall::from_nr(a, n).map(|s| s.name().to_owned());
+    let name = if audit_arch == native.audit_arch() {
+        if native == Arch::X86_64 && nr & X32_SYSCALL_BIT != 0 {
+            of(Arch::X86_64, nr & !X32_SYSCALL_BIT).map(|n| format!("{n} (x32)"))
+        } else {
+            of(native, nr)
+        }
+    } else if audit_arch == Arch::I386.audit_arch() {
+        of(Arch::I386, nr).map(|n| format!("{n} (i386)"))
+    } else {
+        return format!("syscall {nr} (arch {audit_arch:#x})");
+    };
+    name.unwrap_or_else(|| format!("syscall {nr}"))
 }
 
 /// A running supervisor thread.
@@ -91,6 +162,9 @@ pub(crate) struct NotifResp {
     pub error: i32,
     pub flags: u32,
 }
+
+/// `_IOW('!', 2, __u64)`.
+const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
 
 /// `_IOWR('!', 0, struct seccomp_notif)`.
 pub(crate) const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
@@ -189,19 +263,45 @@ fn run(listener: OwnedFd, mode: Mode, arch: Arch, stop: &AtomicBool) -> Record {
                 }
                 resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
             }
-            Mode::Enforce(profile) => match profile.evaluate(nr, &args) {
-                Action::Allow | Action::Log => resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-                Action::Errno(e) => resp.error = -i32::from(e),
-                _ => {
-                    record.violations.push(Violation {
-                        syscall: name.map_or_else(|| format!("syscall {nr}"), str::to_owned),
-                        nr,
-                        args,
-                        pid: req.pid,
-                    });
-                    resp.error = -libc::EPERM;
+            Mode::Enforce(compiled) => {
+                let data = crate::seccomp::interp::SeccompData {
+                    nr: req.data.nr,
+                    arch: req.data.arch,
+                    instruction_pointer: req.data.ip,
+                    args,
+                };
+                // The reference is a program ringfence compiled: it runs.
+                let ret = crate::seccomp::interp::run(compiled.reference(), &data)
+                    .unwrap_or(libc::SECCOMP_RET_KILL_PROCESS);
+                let action = Action::from_ret(ret).unwrap_or(Action::KillProcess);
+                match action {
+                    Action::Allow | Action::Log => {
+                        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+                    }
+                    Action::Errno(e) => resp.error = -i32::from(e),
+                    Action::KillProcess => {
+                        // Only while the call is still pending: the pid is then that of the
+                        // caller (it cannot have exited and been reused).
+                        // SAFETY: reads the id from this stack.
+                        let valid =
+                            unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID as _, &req.id) }
+                                == 0;
+                        if valid {
+                            // SAFETY: signals the process blocked in the notified call.
+                            unsafe { libc::kill(req.pid as libc::pid_t, libc::SIGKILL) };
+                        }
+                        resp.error = -libc::EPERM;
+                    }
+                    _ => resp.error = -libc::EPERM,
                 }
-            },
+                if !matches!(action, Action::Allow | Action::Log) {
+                    let action = match action {
+                        Action::Errno(_) | Action::KillProcess => action,
+                        _ => Action::Notify,
+                    };
+                    record.refused(&data, action, req.pid, arch);
+                }
+            }
         }
         // SAFETY: answers the request read above; ENOENT (the caller died) is fine.
         unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND as _, &resp) };

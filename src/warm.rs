@@ -189,6 +189,8 @@ impl Prepared {
             // Not asked for: the zygote's own, best effort (see the module's notes).
             sb = sb.compat(crate::probe::Compat::BestEffort).pid_ns();
         }
+        // No supervisor in warm mode: refusals are not reported.
+        sb = sb.report_refusals(false);
         let seccomp = sb.compiled_seccomp()?;
         let extra = options
             .profiles

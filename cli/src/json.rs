@@ -60,6 +60,8 @@ pub fn outcome(o: &Outcome, exit_code: i32) -> Value {
             "nr": v.nr,
             "args": v.args,
             "pid": v.pid,
+            "action": crate::profile::action(v.action),
+            "count": v.count,
         })).collect::<Vec<_>>(),
         "report": report(&o.report),
     })

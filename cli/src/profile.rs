@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use ringfence::seccomp::{Arch, ImportOptions, UnknownSyscalls};
-use ringfence::{Action, Capability, CmpOp, Cond, Errno, Profile, Rule};
+use ringfence::{Action, Capability, CmpOp, Cond, Errno, Profile, Rule, Violation};
 
 use crate::failure::Failure;
 
@@ -248,6 +248,25 @@ fn write_stdout(text: &str) -> Result<(), Failure> {
         .write_all(text.as_bytes())
         .context("cannot write to stdout")?;
     Ok(())
+}
+
+/// One line per refused syscall of a run, for stderr: `seccomp refused settimeofday (errno
+/// EPERM), 3 times`, `seccomp killed the process at getpid (x32)`.
+pub fn refusals(violations: &[Violation]) -> Vec<String> {
+    violations
+        .iter()
+        .map(|v| {
+            let times = match v.count {
+                1 => String::new(),
+                n => format!(", {n} times"),
+            };
+            match v.action {
+                Action::KillProcess => format!("seccomp killed the process at {}", v.syscall),
+                Action::Notify => format!("seccomp refused {} (notify rule){times}", v.syscall),
+                a => format!("seccomp refused {} ({}){times}", v.syscall, action(a)),
+            }
+        })
+        .collect()
 }
 
 /// An action as the text output shows it: `allow`, `errno EPERM`, `kill-process`, ...

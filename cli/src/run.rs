@@ -276,6 +276,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "default|strict|unconfined|PATH", help_heading = SECURITY)]
     seccomp: Option<OsString>,
 
+    /// Do not report the calls the seccomp filter refuses. By default each refused syscall is
+    /// printed once on stderr after the run, with its errno and count, and listed under
+    /// "violations" in --json (refusals become notifications a supervisor answers with the same
+    /// errno; allowed calls cost nothing more) [Sandbox::report_refusals].
+    #[arg(long = "no-report-refusals", action = ArgAction::SetFalse, help_heading = SECURITY)]
+    report_refusals: bool,
+
     /// Refuse a --seccomp JSON profile naming a syscall no architecture has, instead of
     /// skipping the name with a warning as runc and crun do.
     #[arg(long, help_heading = SECURITY)]
@@ -531,6 +538,9 @@ pub fn main(args: &RunArgs, matches: &ArgMatches) -> i32 {
     };
     let (doc, code) = match run(args, matches) {
         Ok(outcome) => {
+            for line in crate::profile::refusals(&outcome.violations) {
+                eprintln!("ringfence: {line}");
+            }
             let code = exit_code(&outcome);
             for line in ending(args, &outcome) {
                 eprintln!("ringfence: {line}");
@@ -1009,6 +1019,7 @@ fn sandbox(a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Failure> {
     if let Some(spec) = &a.seccomp {
         sb = sb.seccomp(crate::profile::load(spec, a.seccomp_strict)?);
     }
+    sb = sb.report_refusals(a.report_refusals);
     if let Some(rules) = landlock(a)? {
         sb = sb.landlock(rules);
     }

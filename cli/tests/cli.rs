@@ -959,6 +959,54 @@ fn profile_caps_and_arch_select_what_is_compiled() {
 }
 
 #[test]
+fn refused_calls_are_reported_on_stderr_and_in_json() {
+    let dir = TempDir::new();
+    let json = dir.path("out.json");
+    // The raw settimeofday(NULL, NULL) call changes nothing even where it is allowed.
+    let nr = if cfg!(target_arch = "aarch64") {
+        170
+    } else {
+        164
+    };
+    let script = format!(
+        "import ctypes\nl = ctypes.CDLL(None)\nfor _ in range(2): l.syscall({nr}, None, None)\nprint('done')"
+    );
+    let o = ringfence(&[
+        "run",
+        "--json",
+        str_of(&json),
+        "--",
+        "python3",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "done\n");
+    assert!(
+        stderr(&o).contains("ringfence: seccomp refused settimeofday (errno EPERM), 2 times"),
+        "{}",
+        stderr(&o)
+    );
+    let v = read_json(&json);
+    assert_eq!(v["violations"][0]["syscall"], "settimeofday", "{v}");
+    assert_eq!(v["violations"][0]["action"], "errno EPERM", "{v}");
+    assert_eq!(v["violations"][0]["count"], 2, "{v}");
+    let o = ringfence(&[
+        "run",
+        "--no-report-refusals",
+        "--json",
+        str_of(&json),
+        "--",
+        "python3",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stderr(&o).contains("seccomp refused"), "{}", stderr(&o));
+    assert_eq!(read_json(&json)["violations"], serde_json::json!([]));
+}
+
+#[test]
 fn podmans_profile_runs_and_unknown_names_warn() {
     let podman = "/usr/share/containers/seccomp.json";
     if Path::new(podman).exists() {
@@ -1125,8 +1173,7 @@ fn learn_writes_a_profile_the_command_runs_under() {
     let out = ringfence(&["run", "--seccomp", p, "--", "sh", "-c", "echo again"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out), "again\n");
-    // A call the learning run never made is refused, and the JSON says nothing about
-    // violations (the learned profile refuses with EPERM, it does not notify).
+    // A call the learning run never made is refused, and reported as such.
     let json_out = dir.path("run.json");
     let out = ringfence(&[
         "run",
@@ -1143,7 +1190,14 @@ fn learn_writes_a_profile_the_command_runs_under() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(read_json(&json_out)["violations"], serde_json::json!([]));
+    let v = read_json(&json_out);
+    assert_eq!(v["violations"][0]["syscall"], "uname", "{v}");
+    assert_eq!(v["violations"][0]["action"], "errno EPERM", "{v}");
+    assert!(
+        stderr(&out).contains("seccomp refused uname (errno EPERM)"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -123,6 +123,9 @@ pub fn guard(arch: Arch) -> Vec<Insn> {
 pub struct CompiledProfile {
     programs: Vec<Box<[Insn]>>,
     notify: bool,
+    /// For a supervised filter: the program that says what each call gets (the installed one
+    /// notifies some calls so that the supervisor sees them).
+    reference: Option<Box<[Insn]>>,
 }
 
 impl CompiledProfile {
@@ -157,6 +160,22 @@ impl CompiledProfile {
         self.notify
     }
 
+    /// This filter, supervised: `reference` (the profile's own program) says what each call
+    /// gets; the supervisor answers notified calls as it says (see `supervise.rs`).
+    pub(crate) fn supervised(mut self, reference: &CompiledProfile) -> CompiledProfile {
+        self.reference = reference.programs.last().cloned();
+        self
+    }
+
+    /// The program that decides what a notified call gets: the profile without the
+    /// supervisor's notifications.
+    pub(crate) fn reference(&self) -> &[Insn] {
+        match (&self.reference, self.programs.last()) {
+            (Some(r), _) | (None, Some(r)) => r,
+            (None, None) => &[],
+        }
+    }
+
     /// The programs to install, in order. Allocation-free; safe to call after clone.
     #[allow(dead_code)] // called by the spawn core
     pub(crate) fn install_order(&self) -> &[Box<[Insn]>] {
@@ -178,6 +197,13 @@ impl CompiledProfile {
         }
         Ok(fd)
     }
+}
+
+/// Whether a filter result is a refusal the supervisor reports when asked: an errno, or the
+/// kill of the process.
+pub(crate) fn refusal_reported(ret: u32) -> bool {
+    ret & libc::SECCOMP_RET_ACTION_FULL == libc::SECCOMP_RET_ERRNO
+        || ret & libc::SECCOMP_RET_ACTION_FULL == libc::SECCOMP_RET_KILL_PROCESS
 }
 
 /// One syscall's rules as runs of equal actions: `(action, rules)`, where an empty rule list
@@ -586,7 +612,11 @@ enum Leaf {
 ///
 /// With `guard`, the program returns what the kernel would return for [`guard`] installed
 /// first and the profile's own program after it.
-fn lower(profile: &Profile, arch: Arch, with_guard: bool) -> Vec<Insn> {
+///
+/// With `report`, every errno and kill-process result becomes `USER_NOTIF` (see
+/// [`CompiledProfile::supervised`]), except `clone3`'s `ENOSYS`: libc falls back to `clone` on
+/// it at every thread or process creation, which is no refusal worth a round trip.
+fn lower(profile: &Profile, arch: Arch, with_guard: bool, report: bool) -> Vec<Insn> {
     let runs = runs(profile);
     let default = profile.default.to_ret();
     let nr_of = |name: &str| super::Syscall::named_for(arch, name).map(|s| s.nr());
@@ -597,6 +627,17 @@ fn lower(profile: &Profile, arch: Arch, with_guard: bool) -> Vec<Insn> {
     };
     let enosys = Action::Errno(libc::ENOSYS as u16).to_ret();
     let eperm = Action::EPERM.to_ret();
+    let note = |r: u32| {
+        if report && refusal_reported(r) {
+            super::profile::RET_USER_NOTIF
+        } else {
+            r
+        }
+    };
+    let clone3_ret = |r: u32| {
+        let r = stacked(enosys, r);
+        if r == enosys { r } else { note(r) }
+    };
 
     let mut leaves: BTreeMap<u32, Leaf> = BTreeMap::new();
     for (nr, r) in &runs {
@@ -605,17 +646,15 @@ fn lower(profile: &Profile, arch: Arch, with_guard: bool) -> Vec<Insn> {
             _ => None,
         };
         let leaf = match constant {
-            Some(ret) if Some(*nr) == clone3 => Leaf::Ret(stacked(enosys, ret)),
+            Some(ret) if Some(*nr) == clone3 => Leaf::Ret(clone3_ret(ret)),
             Some(_) | None if Some(*nr) == ioctl => Leaf::GuardedIoctl(*nr),
-            Some(ret) => Leaf::Ret(ret),
+            Some(ret) => Leaf::Ret(note(ret)),
             None => Leaf::Rules(*nr),
         };
         leaves.insert(*nr, leaf);
     }
     if let Some(nr) = clone3 {
-        leaves
-            .entry(nr)
-            .or_insert(Leaf::Ret(stacked(enosys, default)));
+        leaves.entry(nr).or_insert(Leaf::Ret(clone3_ret(default)));
     }
     if let Some(nr) = ioctl {
         leaves.entry(nr).or_insert(Leaf::GuardedIoctl(nr));
@@ -633,17 +672,17 @@ fn lower(profile: &Profile, arch: Arch, with_guard: bool) -> Vec<Insn> {
         if let Some(n) = next
             && n < *nr
         {
-            push(&mut ranges, n, Leaf::Ret(default));
+            push(&mut ranges, n, Leaf::Ret(note(default)));
         }
         push(&mut ranges, *nr, *leaf);
         next = nr.checked_add(1);
     }
     if let Some(n) = next {
-        push(&mut ranges, n, Leaf::Ret(default));
+        push(&mut ranges, n, Leaf::Ret(note(default)));
     }
 
     let mut asm = Asm::default();
-    let kill = Action::KillProcess.to_ret();
+    let kill = note(Action::KillProcess.to_ret());
     let (load_nr, killed) = (asm.label(), asm.label());
     asm.ld(OFF_ARCH);
     asm.jump(JEQ_K, arch.audit_arch(), load_nr, killed);
@@ -668,9 +707,9 @@ fn lower(profile: &Profile, arch: Arch, with_guard: bool) -> Vec<Insn> {
             let empty = Runs::new();
             let r = runs.get(&nr).unwrap_or(&empty);
             if Some(nr) == clone3 {
-                emit_rules(asm, r, default, &|x| stacked(enosys, x));
+                emit_rules(asm, r, default, &clone3_ret);
             } else {
-                emit_rules(asm, r, default, &|x| x);
+                emit_rules(asm, r, default, &note);
             }
         }
         Leaf::GuardedIoctl(nr) => {
@@ -682,9 +721,9 @@ fn lower(profile: &Profile, arch: Arch, with_guard: bool) -> Vec<Insn> {
             asm.bind(other);
             asm.jump(JEQ_K, TIOCLINUX, inject, plain);
             asm.bind(plain);
-            emit_rules(asm, r, default, &|x| x);
+            emit_rules(asm, r, default, &note);
             asm.bind(inject);
-            emit_rules(asm, r, default, &|x| stacked(eperm, x));
+            emit_rules(asm, r, default, &|x| note(stacked(eperm, x)));
         }
     };
     // Binary search, laid out in preorder: `jge` falls through to the lower half.
@@ -721,17 +760,38 @@ impl Profile {
             return Ok(CompiledProfile {
                 programs: Vec::new(),
                 notify: false,
+                reference: None,
             });
         }
         let arch = self.arch.ok_or(ProfileError::UnsupportedArch)?;
-        let prog = lower(&self.resolved(), arch, true);
+        let prog = lower(&self.resolved(), arch, true, false);
         if prog.len() > BPF_MAXINSNS {
             return Err(ProfileError::TooLarge { len: prog.len() });
         }
         Ok(CompiledProfile {
             programs: vec![prog.into_boxed_slice()],
             notify: self.uses_notify(),
+            reference: None,
         })
+    }
+
+    /// Compiles the profile with every errno and kill-process result (but `clone3`'s `ENOSYS`)
+    /// turned into a user notification, for a supervisor that answers the same and reports
+    /// the call ([`crate::Sandbox::report_refusals`]).
+    pub(crate) fn compile_reporting(&self) -> Result<CompiledProfile, ProfileError> {
+        let mut c = self.compile()?;
+        if let Some(arch) = self.arch
+            && !self.unconfined
+        {
+            c.programs = vec![lower(&self.resolved(), arch, true, true).into_boxed_slice()];
+            if c.programs[0].len() > BPF_MAXINSNS {
+                return Err(ProfileError::TooLarge {
+                    len: c.programs[0].len(),
+                });
+            }
+            c.notify = true;
+        }
+        Ok(c)
     }
 
     /// The profile's own program, without the guard (for tests: it is what [`guard`] was
@@ -739,7 +799,7 @@ impl Profile {
     #[cfg(test)]
     pub(crate) fn compile_main(&self, arch: Arch) -> Result<Vec<Insn>, ProfileError> {
         self.check()?;
-        let prog = lower(&self.resolved(), arch, false);
+        let prog = lower(&self.resolved(), arch, false, false);
         if prog.len() > BPF_MAXINSNS {
             return Err(ProfileError::TooLarge { len: prog.len() });
         }

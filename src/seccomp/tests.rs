@@ -585,3 +585,65 @@ fn default_profile_is_short() {
     let len = c.programs().next().unwrap().len();
     assert!(len < 250, "{len} instructions");
 }
+
+#[test]
+fn reporting_notifies_exactly_the_refusals() {
+    // The program a reporting sandbox installs answers like the plain one, but every errno and
+    // kill-process result (not clone3's ENOSYS) is a user notification; what the kernel can
+    // cache as always allowed stays the same, so allowed calls cost nothing more.
+    let kill_default = Profile::deny_all()
+        .for_arch(A)
+        .default_action(Action::KillProcess)
+        .allow(["read", "write", "exit_group"])
+        .rule(sys("socket"), [Cond::arg(0).eq(1)], Action::Errno(13))
+        .rule(sys("socket"), [Cond::arg(0).eq(2)], Action::Allow);
+    let notify = super::profile::RET_USER_NOTIF;
+    let enosys = Action::Errno(libc::ENOSYS as u16).to_ret();
+    for (k, p) in [
+        Profile::default_container().for_arch(A),
+        Profile::strict().for_arch(A),
+        kill_default,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let plain = p.compile().unwrap();
+        let plain = plain.programs().next().unwrap();
+        let rep = p.compile_reporting().unwrap();
+        assert!(rep.uses_notify());
+        let rep = rep.programs().next().unwrap();
+        assert_eq!(plain.len(), rep.len());
+        for nr in 0..600 {
+            assert_eq!(
+                const_allow(plain, nr, AUDIT_X86_64),
+                const_allow(rep, nr, AUDIT_X86_64),
+                "nr {nr}"
+            );
+        }
+        let mut rng = Rng(7 + k as u64);
+        let values = [0, 1, 2, 38, 0x5412, 0x1000_0000, 0xffff_ffff, u64::MAX];
+        for i in 0..40_000 {
+            let nr = match i % 3 {
+                0 => rng.below(600) as u32,
+                1 => [435, 16, 41, 56, 135][rng.below(5) as usize],
+                _ => rng.next() as u32,
+            };
+            let arch = [AUDIT_X86_64, AUDIT_X86_64, AUDIT_I386][rng.below(3) as usize];
+            let mut args = [0u64; 6];
+            for a in &mut args {
+                *a = values[rng.below(values.len() as u64) as usize];
+            }
+            let d = SeccompData {
+                arch,
+                ..data(nr, args)
+            };
+            let (want, got) = (run(plain, &d).unwrap(), run(rep, &d).unwrap());
+            let clone3_enosys = nr == 435 && arch == AUDIT_X86_64 && want == enosys;
+            if refusal_reported(want) && !clone3_enosys {
+                assert_eq!(got, notify, "nr {nr} arch {arch:#x} args {args:x?}");
+            } else {
+                assert_eq!(got, want, "nr {nr} arch {arch:#x} args {args:x?}");
+            }
+        }
+    }
+}
