@@ -39,7 +39,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion};
-use ringfence::{Arch, CmpOp, Insn, Profile, Syscall};
+use ringfence::seccomp::Insn;
+use ringfence::{Arch, CmpOp, Profile, Syscall};
 
 /// The syscalls timed, one loop each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -952,7 +952,8 @@ pub(crate) fn restrict(ruleset_fd: RawFd) -> Result<(), Errno> {
 // ───────────────────────────────────────── test hooks ─────────────────────────────────────────
 
 /// Not part of the API: prepare `l` as a spawn would and return the report, without restricting
-/// anything. For ringfence's integration tests.
+/// anything. For ringfence's integration tests (feature `internals`).
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub fn __prepare_for_tests(
     l: &Landlock,
@@ -963,7 +964,8 @@ pub fn __prepare_for_tests(
 
 /// Not part of the API: restrict the **calling thread** (irreversibly) as a sandboxed process
 /// would be: prepare, `no_new_privs`, [`restrict`]. For ringfence's integration tests, which
-/// call it in a fresh process only.
+/// call it in a fresh process only (feature `internals`).
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub fn __restrict_self_for_tests(
     l: &Landlock,

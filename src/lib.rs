@@ -165,7 +165,7 @@ pub use crate::probe::{Compat, Enforcement, HostInfo, Layer, Report, Unavailable
 pub use crate::rlimit::Rlimit;
 pub use crate::sandbox::{Learned, Sandbox};
 pub use crate::seccomp::{
-    Action, Arch, CmpOp, CompiledProfile, Cond, Insn, Profile, ProfileError, Rule, Syscall,
+    Action, Arch, CmpOp, CompiledProfile, Cond, Profile, ProfileError, Rule, Syscall,
 };
 pub use crate::supervise::Violation;
 pub use crate::usernet::{IpNet, PortForward, Proto, Stack, UserNet, UserNetError};

@@ -270,7 +270,7 @@ fuzz_target!(|input: Input| {
         }
     };
     assert_eq!(p.check(), Ok(()));
-    let progs: Vec<&[ringfence::Insn]> = compiled.programs().collect();
+    let progs: Vec<&[ringfence::seccomp::Insn]> = compiled.programs().collect();
     // One program: the guard merged into the profile's; it must answer what the two stacked
     // filters (the guard below the profile) would.
     assert_eq!(progs.len(), 1, "the profile with the guard merged in");

@@ -4,7 +4,7 @@
 //! compiled [`ringfence::CompiledProfile`] does, kept apart from the library's own
 //! interpreter on purpose: two implementations that agree are worth more than one.
 
-use ringfence::Insn;
+use ringfence::seccomp::Insn;
 
 /// The kernel's `struct seccomp_data`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -286,6 +286,7 @@ pub fn weight_to_shares(weight: u32) -> u64 {
 }
 
 /// cgroup v2 `cpu.weight` for a v1 `cpu.shares` value, as runc converts it.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn shares_to_weight(shares: u64) -> u32 {
     let s = shares.clamp(2, 262_144);
     (1 + (s - 2) * 9_999 / 262_142) as u32

@@ -51,7 +51,15 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-pub use self::config::{CgroupConfig, Cpu, MIN_MEMORY, shares_to_weight, weight_to_shares};
+pub use self::config::{Cpu, MIN_MEMORY};
+// The configuration as the builder keeps it, and the v1/v2 weight conversion, are no API:
+// public only with the `internals` feature, for ringfence's own tests.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use self::config::{CgroupConfig, shares_to_weight, weight_to_shares};
+#[cfg(not(feature = "internals"))]
+#[allow(unused_imports)]
+pub(crate) use self::config::{CgroupConfig, shares_to_weight, weight_to_shares};
 pub use self::error::CgroupError;
 pub use self::info::{CgroupBackend, CgroupInfo, ControllerInfo, cgroup_info};
 

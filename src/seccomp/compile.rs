@@ -83,6 +83,7 @@ const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
 /// ioctl, (u32)arg1 == TIOCSTI or TIOCLINUX -> ERRNO(EPERM)
 /// otherwise                 -> ALLOW
 /// ```
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn guard(arch: Arch) -> Vec<Insn> {
     let ret = |a: Action| stmt(BPF_RET | BPF_K, a.to_ret());
     let nr = |name: &str| {
@@ -129,7 +130,9 @@ pub struct CompiledProfile {
 }
 
 impl CompiledProfile {
-    /// The programs, in the order they are installed (one, or none when unconfined).
+    /// The programs, in the order they are installed (one, or none when unconfined). Not
+    /// API (the instruction type is internal): [`to_bytes`](Self::to_bytes) exports them.
+    #[doc(hidden)]
     pub fn programs(&self) -> impl DoubleEndedIterator<Item = &[Insn]> + ExactSizeIterator {
         self.programs.iter().map(|p| &p[..])
     }

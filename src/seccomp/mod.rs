@@ -94,14 +94,25 @@ mod tables;
 #[cfg(test)]
 mod tests;
 
-pub use compile::{
-    BPF_MAXINSNS, CompiledProfile, Insn, TIOCLINUX, TIOCSTI, X32_SYSCALL_BIT, guard,
-};
+pub use compile::CompiledProfile;
+// The BPF internals (instructions, the guard filter and its constants) are no API: public only
+// with the `internals` feature, for ringfence's own tests, benchmarks and fuzz targets.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use compile::{BPF_MAXINSNS, Insn, TIOCLINUX, TIOCSTI, X32_SYSCALL_BIT, guard};
+#[cfg(not(feature = "internals"))]
+#[allow(unused_imports)]
+pub(crate) use compile::{BPF_MAXINSNS, Insn, TIOCLINUX, TIOCSTI, X32_SYSCALL_BIT, guard};
 #[cfg(feature = "serde")]
 pub use oci::{ImportOptions, KernelVersion, UnknownSyscalls};
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use presets::{CLONE_NEWTIME, CLONE_NS_FLAGS};
+#[cfg(not(feature = "internals"))]
+#[allow(unused_imports)]
+pub(crate) use presets::{CLONE_NEWTIME, CLONE_NS_FLAGS};
 pub use presets::{
-    CLONE_NEWTIME, CLONE_NS_FLAGS, DEFAULT_CONTAINER_DENIED, PERSONALITY_FLAGS_ALLOWED,
-    SOCKET_FAMILIES_DENIED, STRICT_ALLOWED,
+    DEFAULT_CONTAINER_DENIED, PERSONALITY_FLAGS_ALLOWED, SOCKET_FAMILIES_DENIED, STRICT_ALLOWED,
 };
 pub use profile::{
     Action, Arch, Arg, CmpOp, Cond, MAX_CONDS, MAX_ERRNO, Profile, ProfileError, Rule, Syscall,
