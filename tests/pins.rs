@@ -387,3 +387,61 @@ rootless_test! {
         proc_entries();
     }
 }
+
+fresh_process_test! {
+    /// The bounding set is emptied when the caller holds CAP_SETPCAP, whatever it holds of the
+    /// other capabilities: the check reads CAP_SETPCAP's own bit. This process keeps only
+    /// CAP_SETPCAP in its effective set first; then, without CAP_SETPCAP but with every other
+    /// capability, the bounding set cannot be emptied (and the sandbox still starts:
+    /// no_new_privs makes that set moot).
+    fn the_bounding_set_check_reads_cap_setpcap_root() {
+        use caps::{CapSet, Capability as Cap};
+        if !common::is_root() {
+            return common::skip("needs root");
+        }
+        let all = caps::read(None, CapSet::Effective).unwrap();
+        assert!(all.contains(&Cap::CAP_SETPCAP) && all.len() > 30, "{all:?}");
+        // Capabilities are per thread: the sandbox is cloned from this one.
+        caps::set(None, CapSet::Effective, &[Cap::CAP_SETPCAP].into_iter().collect()).unwrap();
+        let f = common::facts(&Sandbox::new());
+        assert_eq!(f.get("CapBnd"), NO_CAPS, "CAP_SETPCAP held, bounding set kept");
+        let mut others = all.clone();
+        others.remove(&Cap::CAP_SETPCAP);
+        caps::set(None, CapSet::Effective, &others).unwrap();
+        let f = common::facts(&Sandbox::new());
+        assert_ne!(f.get("CapBnd"), NO_CAPS, "the bounding set emptied without CAP_SETPCAP?");
+        for set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+            assert_eq!(f.get(set), NO_CAPS, "{set}");
+        }
+        assert_eq!(f.get("NoNewPrivs"), "1");
+    }
+}
+
+/// Kept capabilities from both words of the kernel's sets (CAP_CHOWN 0, CAP_NET_BIND_SERVICE
+/// 10, CAP_BPF 39), in every set, for a root and a non-root program, spawned, in a warm run
+/// and exec'd; everything else is gone, the bounding set included.
+#[test]
+fn kept_capabilities_of_both_words_everywhere_root() {
+    use ringfence::Capability as Cap;
+    if !common::is_root() {
+        return common::skip("keeping capabilities without a user namespace needs root");
+    }
+    let kept = [Cap::CAP_CHOWN, Cap::CAP_NET_BIND_SERVICE, Cap::CAP_BPF];
+    let mask = format!("{:016x}", kept.iter().fold(0u64, |m, c| m | 1 << c.index()));
+    for uid in [None, Some(65534)] {
+        let mut sb = isolated(Profile::default_container()).capabilities(kept);
+        if let Some(id) = uid {
+            sb = sb.uid(id).gid(id);
+        }
+        for way in [Way::Spawn, Way::Warm, Way::Exec] {
+            let f = Facts::parse(&run(&sb, true, way, &inside(&["facts"])));
+            let what = format!("{way:?}, uid {uid:?}");
+            // A non-root program keeps them across exec through the ambient set (which needs
+            // them inheritable); a root program gets the same sets.
+            for set in ["CapPrm", "CapEff", "CapBnd", "CapInh", "CapAmb"] {
+                assert_eq!(f.get(set), mask, "{what}: {set}");
+            }
+            assert_eq!(f.get("NoNewPrivs"), "1", "{what}");
+        }
+    }
+}
