@@ -85,6 +85,7 @@ pub struct Command {
     pub(crate) stdout: Stdio,
     pub(crate) stderr: Stdio,
     pass_fds: Vec<(Arc<OwnedFd>, RawFd)>,
+    pub(crate) controlling_terminal: bool,
 }
 
 impl Command {
@@ -101,6 +102,7 @@ impl Command {
             stdout: Stdio::Inherit,
             stderr: Stdio::Inherit,
             pass_fds: Vec::new(),
+            controlling_terminal: false,
         }
     }
 
@@ -175,6 +177,18 @@ impl Command {
     /// The working directory inside the sandbox (checked after privileges are dropped).
     pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
         self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Make stdin — a terminal given with [`Command::stdin`], such as the slave side of a
+    /// pseudo-terminal the caller opened and reads — the controlling terminal of the sandbox's
+    /// new session, so that interactive programs get job control (`bash -i`, `^C`, `^Z`).
+    /// Only with a new session ([`Sandbox::new_session`](crate::Sandbox::new_session), on by
+    /// default). Never give it the caller's own terminal: a program holding it could read
+    /// what is typed there after the sandbox ends; `ringfence run -t` gives a pseudo-terminal
+    /// of its own, closed when the sandbox ends.
+    pub fn controlling_terminal(&mut self, on: bool) -> &mut Command {
+        self.controlling_terminal = on;
         self
     }
 

@@ -53,6 +53,8 @@ pub(crate) struct Plan<'a> {
     /// -1 without a pid namespace.
     pub status_fd: RawFd,
     pub setsid: bool,
+    /// Make stdin the controlling terminal of the new session (`TIOCSCTTY`).
+    pub ctty: bool,
     /// A pidfd whose namespaces to enter (`Child::exec`, pods), or -1.
     pub join_fd: RawFd,
     /// The `CLONE_NEW*` flags to enter through `join_fd`.
@@ -1072,6 +1074,7 @@ fn spawn_as(
             err_fd: prep.err_w.as_raw_fd(),
             status_fd: status_w.as_ref().map_or(-1, |f| f.as_raw_fd()),
             setsid: sb.new_session,
+            ctty: sb.new_session && cmd.controlling_terminal && prep.child_stdio[0].is_some(),
             join_fd: join_spec(sb).map_or(-1, |j| j.pidfd.as_raw_fd()),
             join_flags: d.join_flags,
             unshare_flags: d.unshare_flags,

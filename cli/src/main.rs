@@ -13,6 +13,7 @@ mod profile;
 mod run;
 mod signals;
 mod state;
+mod tty;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 

@@ -562,6 +562,15 @@ pub struct ExecArgs {
     /// The command's working directory inside the sandbox (default: its root).
     #[arg(long, value_name = "DIR")]
     chdir: Option<PathBuf>,
+    /// Give the command a pseudo-terminal that ringfence owns (window size, job control),
+    /// closed when the command ends: `exec -it NAME -- bash` for a shell.
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Keep stdin open when it is a terminal (through a pipe, without -t). Without -i or -t a
+    /// terminal stdin is /dev/null for the command and a terminal stdout or stderr reaches it
+    /// through a pipe: your terminal itself never enters the sandbox.
+    #[arg(short = 'i', long)]
+    interactive: bool,
     /// The command and its arguments, after `--`.
     #[arg(value_name = "COMMAND", last = true, required = true)]
     command: Vec<OsString>,
@@ -693,13 +702,22 @@ pub fn exec(args: &ExecArgs) -> i32 {
             cmd.current_dir(dir);
         }
         crate::signals::block().context("cannot block the signals to forward")?;
-        let mut child = sandbox.exec_pid(pid, &cmd)?;
+        crate::tty::block_winch();
+        let relay = crate::run::attach_stdio(&mut cmd, args.tty, args.interactive, false)?;
+        let spawned = sandbox.exec_pid(pid, &cmd);
+        // The sandbox's side of the pipes or the terminal is the command's: closed here.
+        drop(cmd);
+        let mut child = spawned?;
         let pidfd = child
             .pidfd()
             .try_clone_to_owned()
             .context("cannot duplicate the pidfd")?;
         crate::signals::forward(pidfd, false).context("cannot start the signal forwarder")?;
-        Ok(child.wait()?)
+        let outcome = child.wait();
+        if let Some(relay) = relay {
+            relay.finish(crate::run::RELAY_GRACE);
+        }
+        Ok(outcome?)
     })();
     match res {
         Ok(o) => o.shell_code(),

@@ -171,7 +171,7 @@ pub struct RunArgs {
     setenv: Vec<OsString>,
 
     /// Set a variable, KEY=VALUE; repeatable [Command::env].
-    #[arg(long, value_name = "KEY=VALUE", action = ArgAction::Append, help_heading = ENV)]
+    #[arg(short = 'e', long, value_name = "KEY=VALUE", action = ArgAction::Append, help_heading = ENV)]
     env: Vec<OsString>,
 
     /// Pass this variable of ringfence's environment through, if set; repeatable
@@ -375,8 +375,22 @@ pub struct RunArgs {
     /// Keep ringfence's session and controlling terminal [Sandbox::new_session(false)].
     /// WARNING: the command can then inject input into your terminal (TIOCSTI); use it only for
     /// trusted interactive programs.
-    #[arg(long, help_heading = PROCESS)]
+    #[arg(long, help_heading = PROCESS, conflicts_with_all = ["tty", "interactive"])]
     share_session: bool,
+
+    /// Give the command a pseudo-terminal that ringfence owns as its stdin, stdout, stderr and
+    /// controlling terminal, with your terminal's window size and job control (`-it` for a
+    /// shell, like `docker run -it`). ringfence relays it to its own stdio, your terminal in
+    /// raw mode meanwhile, and closes it when the sandbox ends.
+    #[arg(short = 't', long, help_heading = PROCESS, conflicts_with_all = ["detach", "repeat"])]
+    tty: bool,
+
+    /// Keep stdin open when it is a terminal: without -t the command then reads it through a
+    /// pipe. Without -i or -t a terminal stdin is /dev/null for the command, and a terminal
+    /// stdout or stderr reaches it as a pipe: your terminal itself never reaches the sandbox
+    /// (see --share-session). Redirected stdin, stdout and stderr are passed as they are.
+    #[arg(short = 'i', long, help_heading = PROCESS, conflicts_with_all = ["detach", "repeat"])]
+    interactive: bool,
 
     /// Do not kill the sandbox when ringfence dies [Sandbox::die_with_parent(false)].
     #[arg(long, help_heading = PROCESS)]
@@ -720,7 +734,7 @@ fn exit_code(o: &Outcome) -> i32 {
 /// Spawn the sandbox, forward signals to it, wait for it.
 fn run(args: &RunArgs, matches: &ArgMatches) -> Result<Outcome, Failure> {
     let sandbox = sandbox(args, matches)?;
-    let command = command(args)?;
+    let mut command = command(args)?;
     let record = match &args.name {
         Some(name) => Some(crate::named::sandbox_record(
             name,
@@ -729,11 +743,17 @@ fn run(args: &RunArgs, matches: &ArgMatches) -> Result<Outcome, Failure> {
         )?),
         None => None,
     };
-    // Before the spawn, while this is the only thread: see `signals`.
+    // Before the spawn and the stdio relay, while this is the only thread: see `signals`.
     signals::block().context("cannot block the signals to forward")?;
-    let mut child = sandbox
+    crate::tty::block_winch();
+    let relay = attach_stdio(&mut command, args.tty, args.interactive, args.share_session)?;
+    let spawned = sandbox
         .spawn(&command)
-        .with_context(|| format!("cannot run {}", args.command[0].to_string_lossy()))?;
+        .with_context(|| format!("cannot run {}", args.command[0].to_string_lossy()));
+    // The command holds the sandbox's side of the pipes or the terminal: closed here, so that
+    // the relay sees the end when the sandbox's processes have closed theirs.
+    drop(command);
+    let mut child = spawned?;
     let pidfd = child
         .pidfd()
         .try_clone_to_owned()
@@ -743,7 +763,36 @@ fn run(args: &RunArgs, matches: &ArgMatches) -> Result<Outcome, Failure> {
         r.set_pid(child.id())?;
     }
     report_layers(args, child.report());
-    Ok(child.wait()?)
+    let outcome = child.wait();
+    if let Some(relay) = relay {
+        relay.finish(RELAY_GRACE);
+    }
+    Ok(outcome?)
+}
+
+/// How long the relay waits for the sandbox's last output once it has ended.
+pub const RELAY_GRACE: Duration = Duration::from_millis(250);
+
+/// Give `cmd` its stdio by the terminal rule (see [`crate::tty`]): a pseudo-terminal with
+/// `tty`; else pipes for the streams of ringfence's that are terminals (stdin only with
+/// `interactive`); the streams as they are with `share_session` (the caller asked for its
+/// terminal to be shared). Returns the relay that copies, to finish once the sandbox ended.
+pub fn attach_stdio(
+    cmd: &mut Command,
+    tty: bool,
+    interactive: bool,
+    share_session: bool,
+) -> Result<Option<crate::tty::Relay>, Failure> {
+    if share_session {
+        return Ok(None);
+    }
+    let ([stdin, stdout, stderr], relay) = crate::tty::streams(tty, interactive)
+        .context("cannot set up the terminal or the pipes for the sandbox's stdio")?;
+    cmd.stdin(stdin).stdout(stdout).stderr(stderr);
+    if tty {
+        cmd.controlling_terminal(true);
+    }
+    Ok(relay)
 }
 
 /// What `run` says on stderr once the sandbox has started: the whole report and the limits

@@ -39,6 +39,8 @@ pub mod profile;
 pub mod signals;
 #[path = "../../cli/src/state.rs"]
 pub mod state;
+#[path = "../../cli/src/tty.rs"]
+pub mod tty;
 
 /// `ringfence run`: `cli/src/run.rs` (prepared by `build.rs`), plus the entry point the
 /// `cli_args` target calls. Included rather than loaded with `#[path]` because the function

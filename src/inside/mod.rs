@@ -152,6 +152,12 @@ fn setup(p: &Plan) -> Step<Infallible> {
     if p.setsid {
         // SAFETY: setsid has no arguments.
         cvt(unsafe { libc::setsid() }).at(Stage::Setsid)?;
+        if p.ctty {
+            // The session leader takes the terminal; the program (its child behind an init)
+            // is in the same session, so it is the program's controlling terminal too.
+            // SAFETY: ioctl on a descriptor the parent prepared; 0 is "do not steal".
+            cvt(unsafe { libc::ioctl(p.stdio[0], libc::TIOCSCTTY, 0) }).at(Stage::Setsid)?;
+        }
     }
     if p.join_fd >= 0 {
         // Every namespace of the sandbox (or pod) at once: the user namespace first, so that
