@@ -352,6 +352,47 @@ fn root_outbound_tcp_ports_and_destinations_are_restricted() {
     child.wait().unwrap();
 }
 
+/// The attack on the refusals: the program deletes the `prohibit` route (`ip route del`), then
+/// connects to the refused destination (the gateway, here the host's loopback, so that a
+/// connection that got through stays on this machine).
+#[test]
+fn root_the_program_cannot_remove_a_refusal() {
+    if !common::is_root() {
+        return common::skip("needs root (/dev/net/tun)");
+    }
+    if !usable(Stack::Pasta) {
+        return;
+    }
+    let Some(ip) = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        return common::skip("ip (iproute2) is not installed");
+    };
+    let port = greeter("refusal removed").to_string();
+    let net = UserNet::new()
+        .host_loopback(true)
+        .deny(IpAddr::V4(GATEWAY_V4));
+    let sb = Sandbox::new().pid_ns().net(Net::User(net));
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args([
+        "-c",
+        "\"$1\" route del prohibit \"$2\" 2>&1; exec \"$0\" --exact usernet_client --nocapture --test-threads=1",
+        exe.to_str().unwrap(),
+        ip,
+        &gateway(),
+    ])
+    .env(CLIENT_ENV, format!("connect {} {port}", gateway()));
+    let out = sb.output(&cmd).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Operation not permitted"),
+        "the route was removed: {text}"
+    );
+    assert_eq!(result(&out.stdout), "err EACCES");
+}
+
 #[test]
 fn root_the_stack_ends_with_the_sandbox() {
     if !common::is_root() {
