@@ -107,6 +107,10 @@ pub(crate) struct Plan<'a> {
     /// (the clone is a copy of it): processes that outlive the setup (init, relay, holder,
     /// zygote) and a process joining a sandbox overwrite them in their own copy.
     pub caller_strings: Option<CallerStrings>,
+    /// Per-user limits (`/proc/sys/user/max_*`, value) to write in the sandbox's new user
+    /// namespace, so that the sandbox cannot use up its owner's share (the kernel charges each
+    /// user namespace up the chain). Empty without a new user namespace.
+    pub user_limits: &'a [(CString, CString)],
     /// For a process joining a sandbox: the only descriptors it keeps (sorted) once it has
     /// entered the sandbox's namespaces, before it enters its pid namespace. Empty otherwise.
     pub join_keep: &'a [RawFd],
@@ -161,6 +165,37 @@ fn caller_strings() -> Option<CallerStrings> {
             arg: (a0, a1),
             env: (e0, e1),
         })
+    })
+}
+
+/// The per-user counters a sandbox with its own user namespace gets half of: the kernel counts
+/// them per user in every user namespace up the chain, so a sandbox could otherwise use up
+/// its owner's whole share (128 inotify instances by default) and starve the owner's other
+/// programs. Namespace counts are left alone (the default profile refuses new namespaces).
+pub(crate) const USER_LIMITS: [&str; 4] = [
+    "max_inotify_instances",
+    "max_inotify_watches",
+    "max_fanotify_groups",
+    "max_fanotify_marks",
+];
+
+/// `(path, value)` for each of [`USER_LIMITS`] this kernel has: half of this process's own
+/// limit (at least 1). Read once per process.
+fn user_limits() -> &'static [(CString, CString)] {
+    static LIMITS: std::sync::OnceLock<Vec<(CString, CString)>> = std::sync::OnceLock::new();
+    LIMITS.get_or_init(|| {
+        USER_LIMITS
+            .iter()
+            .filter_map(|name| {
+                let path = format!("/proc/sys/user/{name}");
+                let own: u64 = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
+                let value = (own / 2).max(1);
+                Some((
+                    CString::new(path).ok()?,
+                    CString::new(value.to_string()).ok()?,
+                ))
+            })
+            .collect()
     })
 }
 
@@ -1109,6 +1144,11 @@ fn spawn_as(
             landlock_base_fd: prep.landlock_base_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
             caller_strings: caller_strings().filter(|_| stacks.is_none()),
             join_keep: &join_keep,
+            user_limits: if d.user_maps.is_some() {
+                user_limits()
+            } else {
+                &[]
+            },
             seccomp: prep.seccomp.as_deref(),
             seccomp_notify: prep.seccomp.as_ref().is_some_and(|c| c.uses_notify()),
             zygote,

@@ -149,6 +149,9 @@ fn setup(p: &Plan) -> Step<Infallible> {
         unsafe { libc::close(fd) };
     }
 
+    // In a new user namespace (its id maps written), while this process holds every
+    // capability in it and still sees the host's /proc.
+    set_user_limits(p).at(Stage::Rlimit)?;
     if p.setsid {
         // SAFETY: setsid has no arguments.
         cvt(unsafe { libc::setsid() }).at(Stage::Setsid)?;
@@ -461,6 +464,31 @@ pub(super) fn scrub_caller_strings(p: &Plan, name: &std::ffi::CStr) {
         // SAFETY: as above; `name` fits in the range.
         unsafe { std::ptr::copy_nonoverlapping(name.as_ptr(), s.arg.0 as *mut u8, name.len()) };
     }
+}
+
+/// Write the per-user limits of the sandbox's new user namespace (`/proc/sys/user/max_*`
+/// answer for the user namespace of the process that opens them). A file this kernel does not
+/// have is left out.
+fn set_user_limits(p: &Plan) -> Result<(), Errno> {
+    for (path, value) in p.user_limits {
+        // SAFETY: open of a C string; the descriptor is closed below.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            match Errno::last() {
+                Errno::ENOENT => continue,
+                e => return Err(e),
+            }
+        }
+        // SAFETY: writes the bytes of a C string; then closes the descriptor opened above.
+        let n = unsafe { libc::write(fd, value.as_ptr().cast(), value.count_bytes()) };
+        let err = Errno::last();
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+        if n < 0 {
+            return Err(err);
+        }
+    }
+    Ok(())
 }
 
 /// Close every descriptor but those in `keep` (sorted).

@@ -109,3 +109,64 @@ attack! {
         nothing_left(&ns);
     }
 }
+
+/// Per-user kernel counters: inotify instances are counted per user in every user namespace
+/// up the chain, so a sandbox making them until refused would leave its owner none (the
+/// host's `inotify_init` failing with EMFILE). A sandbox with its own user namespace gets half
+/// of its owner's limit. As root without a user namespace the sandbox shares root's counters
+/// (SECURITY.md): not tried here, it would starve this host's own root services.
+#[test]
+fn inotify_instances_rootless() {
+    use std::io::{BufRead, BufReader, Write};
+    if !common::in_child() && common::is_root() {
+        let _g = crate::serial();
+        return common::rerun("resources::inotify_instances_rootless", true);
+    }
+    if !crate::can_isolate() {
+        return;
+    }
+    let limit: usize = std::fs::read_to_string("/proc/sys/user/max_inotify_instances")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut child = isolated()
+        .spawn(
+            crate::rf_in(&["attack", "inotify-instances", &(2 * limit).to_string()])
+                .stdin(ringfence::Stdio::piped())
+                .stdout(ringfence::Stdio::piped()),
+        )
+        .unwrap();
+    assert!(
+        child
+            .report()
+            .is_enforced(Layer::Namespace(ringfence::Namespace::User))
+    );
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let made: usize = line
+        .trim()
+        .strip_prefix("instances=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    // While the sandbox holds every instance it could make, its owner can still make one.
+    // SAFETY: a descriptor of our own, closed at once.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    let host_errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    if fd >= 0 {
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+    }
+    child.stdin.take().unwrap().write_all(b"done\n").unwrap();
+    assert!(child.wait().unwrap().status.success());
+    assert_eq!(line.trim(), format!("inotify_errno={}", libc::EMFILE));
+    assert!(
+        fd >= 0,
+        "the sandbox made {made} inotify instances and its owner got none: errno {host_errno}"
+    );
+    assert!(made <= limit / 2, "{made} of {limit}");
+}

@@ -962,6 +962,30 @@ fn attack(name: &str, args: &[String]) {
                 try_open("/dev/userfaultfd", libc::O_RDWR),
             );
         }
+        // Per-user kernel counters: make inotify instances until refused (at most ARG 0), say
+        // how many, then hold them until stdin ends.
+        "inotify-instances" => {
+            let max: usize = arg(0).parse().unwrap_or(1024);
+            let mut fds = Vec::new();
+            let mut err = 0;
+            while fds.len() < max {
+                // SAFETY: a new descriptor of our own, closed below.
+                let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+                if fd < 0 {
+                    err = errno_of(-1);
+                    break;
+                }
+                fds.push(fd);
+            }
+            put("instances", fds.len());
+            put("inotify_errno", err);
+            let mut b = [0u8; 64];
+            while std::io::Read::read(&mut std::io::stdin(), &mut b).is_ok_and(|n| n > 0) {}
+            for fd in fds {
+                // SAFETY: closing our own descriptors.
+                unsafe { libc::close(fd) };
+            }
+        }
         // The userfaultfd device: open it, then ask it for a userfaultfd with
         // USERFAULTFD_IOC_NEW (_IO(0xAA, 0)), also with bits above the low 32 set.
         "dev-userfaultfd" => {
