@@ -183,8 +183,13 @@ impl Child {
     /// namespace of the sandbox and its cgroup, sees the sandbox's files, processes and
     /// network, and runs under the same restrictions (seccomp profile, Landlock rules,
     /// capabilities, identity, rlimits) — [`Sandbox::join`](crate::Sandbox::join) runs it
-    /// under other (stricter) ones. The new process has its own [`Child`] and [`Outcome`]; it
-    /// is killed when the sandbox ends.
+    /// under the joining sandbox's own. The new process has its own [`Child`] and
+    /// [`Outcome`]; it is killed when the sandbox ends.
+    ///
+    /// Until it executes the program, the new process (a copy of this one) is not dumpable
+    /// and keeps none of this process's descriptors, command line or environment; it enters a
+    /// Landlock domain of its own, so the sandbox's processes cannot reach it through /proc
+    /// before or after — and it cannot ptrace (or, from Linux 6.12, signal) them either.
     ///
     /// Fails with [`Error::Join`] when the sandbox has ended.
     ///

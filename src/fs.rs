@@ -70,6 +70,9 @@ pub(crate) enum FsOp {
         write: bool,
         dev: bool,
         optional: bool,
+        /// Follow symlinks in `src`: only for the host's system paths that ringfence binds
+        /// itself ([`FsOp::HostSystem`]); a source the caller names may go through no symlink.
+        follow: bool,
     },
     Tmpfs {
         dst: PathBuf,
@@ -150,6 +153,9 @@ pub(crate) enum Step {
         dst: CString,
         dir: bool,
         attrs: u64,
+        /// Whether symlinks in `src` are followed: only for paths ringfence chose itself (the
+        /// host's system directories and devices), never for a source the caller named.
+        follow: bool,
     },
     /// A new filesystem of `fstype` with string options, at `dst`.
     Fs {
@@ -316,6 +322,68 @@ fn check_source(src: &Path, what: &'static str) -> Result<std::io::Result<(CStri
     Ok(std::fs::metadata(src).map(|m| (c, m.is_dir())))
 }
 
+/// Refuse a bind source that goes through a symlink anywhere on its path.
+///
+/// The rule: ringfence follows no symlink in a bind source the caller names. A directory
+/// that some sandbox could write (a read-write bind, a shared scratch directory) may hold a
+/// symlink that sandbox planted; a later sandbox naming a path in that directory would
+/// otherwise bind whatever host path the link points at. The caller who means a link's
+/// target names the target (`std::fs::canonicalize`); the sandboxed process resolves the
+/// source again without symlinks (`openat2(RESOLVE_NO_SYMLINKS)`), so a link that replaces
+/// the source after this check fails the spawn (`ELOOP`) instead of being followed. The host
+/// system paths ringfence binds itself (`host_system_ro()`, `isolated()`, `/dev` nodes) are
+/// followed as they are.
+fn check_no_symlinks(src: &Path, c: &CString) -> Result<()> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_SYMLINKS,
+    };
+    let mut tries = 0;
+    let rc = loop {
+        // SAFETY: raw openat2 with a C string and a struct on this stack; a descriptor it
+        // returns is closed below.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                &how,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if rc < 0 && nix::errno::Errno::last() == nix::errno::Errno::EAGAIN && tries < 1000 {
+            tries += 1;
+            continue;
+        }
+        break rc;
+    };
+    if rc >= 0 {
+        // SAFETY: closes the descriptor just opened.
+        unsafe { libc::close(rc as libc::c_int) };
+        return Ok(());
+    }
+    match nix::errno::Errno::last() {
+        nix::errno::Errno::ELOOP => Err(ConfigError::InvalidPath {
+            path: src.to_owned(),
+            why: "goes through a symbolic link, and symlinks in bind sources are not followed (a sandbox with a writable bind could have planted it): name the link's target instead (std::fs::canonicalize)",
+            what: "bind source",
+        }
+        .into()),
+        e => Err(source_error(
+            src,
+            std::io::Error::from_raw_os_error(e as i32),
+        )),
+    }
+}
+
 fn opt(k: &str, v: impl fmt::Display) -> (CString, CString) {
     (
         CString::new(k).expect("static key"),
@@ -437,6 +505,7 @@ impl FsConfig {
                 write,
                 dev,
                 optional,
+                follow,
             } => {
                 // The destination is checked first, so that a bad one is refused whether or not an
                 // optional source exists on this host.
@@ -447,6 +516,9 @@ impl FsConfig {
                     Err(e) => return Err(source_error(src, e)),
                 };
                 let fd = cstr(src.as_os_str().as_bytes(), "bind source")?;
+                if !follow {
+                    check_no_symlinks(src, &fd)?;
+                }
                 let mut attrs = MOUNT_ATTR_NOSUID;
                 if !write {
                     attrs |= MOUNT_ATTR_RDONLY;
@@ -468,6 +540,7 @@ impl FsConfig {
                         dst: dst_rel,
                         dir,
                         attrs,
+                        follow: *follow,
                     },
                 );
             }
@@ -569,6 +642,7 @@ impl FsConfig {
                             dst: rel(&dst.join(node), "dev node")?,
                             dir: false,
                             attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                            follow: true,
                         },
                     );
                 }
@@ -667,6 +741,7 @@ impl FsConfig {
                                 write: false,
                                 dev: false,
                                 optional: true,
+                                follow: true,
                             },
                             plan,
                         )?,
@@ -682,6 +757,7 @@ impl FsConfig {
                             write: false,
                             dev: false,
                             optional: true,
+                            follow: true,
                         },
                         plan,
                     )?;

@@ -56,7 +56,9 @@
 //! [`Sandbox::new`] adds no namespace, but already gives the program: a new session without a
 //! controlling terminal (no `TIOCSTI` input injection into your terminal), death when the
 //! spawning thread exits, `no_new_privs` (setuid binaries and file capabilities grant nothing),
-//! no capabilities in any set (bounding and ambient included), no inherited file descriptor but
+//! no capabilities in any set (the bounding set emptied where the sandbox may change it: a root
+//! caller, or a user namespace), a Landlock domain of its own (no ptrace access, through
+//! `/proc/PID/mem` and the like, to its caller or any process outside it), no inherited file descriptor but
 //! stdio and the ones passed with [`Command::pass_fd`], an empty environment, default signal
 //! dispositions, an empty signal mask, and the seccomp filter [`Profile::default_container`]
 //! (no clock setting, keyring, modules, kexec, bpf, perf, userfaultfd, io_uring, mounts, new

@@ -443,6 +443,7 @@ impl Sandbox {
             dst: dst.into(),
             write,
             dev,
+            follow: false,
             optional,
         })
     }
@@ -462,6 +463,13 @@ impl Sandbox {
     /// Like every filesystem option, it puts the sandbox in a new mount namespace and applies
     /// on top of its root: the host's filesystem read-only unless a root is chosen (see the
     /// table in [`Sandbox`]'s documentation). On the host's read-only view, `dst` must exist.
+    ///
+    /// `src` may go through no symbolic link (refused with [`ConfigError::InvalidPath`] when
+    /// the sandbox is prepared, and with `ELOOP` if one appears later): a directory that some
+    /// sandbox could write may hold a link it planted. Name the link's target instead
+    /// (`std::fs::canonicalize`) when you trust it. The same holds for every bind.
+    ///
+    /// [`ConfigError::InvalidPath`]: crate::ConfigError::InvalidPath
     pub fn bind_ro(
         self,
         src: impl AsRef<std::path::Path>,
@@ -747,7 +755,7 @@ impl Sandbox {
     }
 
     /// Keep these capabilities (all others are dropped from every set, including the bounding
-    /// set). They stay effective across `execve` also for a non-root program (through the
+    /// set where the sandbox may change it: a root caller, or a user namespace). They stay effective across `execve` also for a non-root program (through the
     /// ambient set). By default every capability is dropped.
     pub fn capabilities(mut self, keep: impl IntoIterator<Item = Capability>) -> Sandbox {
         self.keep_caps = keep

@@ -107,6 +107,14 @@ fn clone_tree(src: libc::c_int) -> Result<Fd, Errno> {
     )
 }
 
+/// A detached copy of the mount tree at the host path `path`, refused (`ELOOP`) when any
+/// component of the path is a symlink: a bind source named by the caller (a symlink there may
+/// have been planted by a sandbox since the plan was made).
+fn clone_path_nofollow(path: &CStr) -> Result<Fd, Errno> {
+    let fd = openat2_with(libc::AT_FDCWD, path, libc::O_PATH, RESOLVE_NO_SYMLINKS)?;
+    clone_tree(fd.0)
+}
+
 /// A detached copy of the mount tree at the host path `path` (following symlinks).
 fn clone_path(path: &CStr) -> Result<Fd, Errno> {
     open_tree(
@@ -418,7 +426,14 @@ fn build(p: &View<'_>) -> Result<(), (u32, Errno)> {
     for (i, step) in p.steps.iter().enumerate() {
         let at = |e| (i as u32, e);
         match step {
-            Step::Bind { src, .. } => keep(p, i, clone_path(src).map_err(at)?),
+            Step::Bind { src, follow, .. } => {
+                let mnt = if *follow {
+                    clone_path(src)
+                } else {
+                    clone_path_nofollow(src)
+                };
+                keep(p, i, mnt.map_err(at)?)
+            }
             Step::Fs {
                 fstype,
                 options,

@@ -410,3 +410,69 @@ mod setuid_binaries {
         super::setuid_binaries("files::setuid_binaries::rootless", true);
     }
 }
+
+attack! {
+    /// A symlink planted by one sandbox in a directory bound read-write, named (through its
+    /// directory) as a bind source of a later sandbox: symlinks in bind sources are not
+    /// followed, so the later sandbox fails to start instead of binding the link's target on
+    /// the host. Also when the link replaces the source after the sandbox's first spawn (its
+    /// mount plan is kept): the sandboxed process resolves the source without symlinks too.
+    fn planted_symlink_bind_source() {
+        let shared = Scratch::new("planted-shared");
+        let secret = Scratch::new("planted-secret");
+        std::fs::set_permissions(&shared.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(&secret.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(secret.0.join("secret"), "host secret\n").unwrap();
+        std::fs::create_dir(shared.0.join("data")).unwrap();
+        std::fs::set_permissions(shared.0.join("data"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(shared.0.join("data/file"), "sandbox data\n").unwrap();
+
+        // A later sandbox's view, spawned once while "data" is a directory.
+        let later = isolated().bind_ro(shared.0.join("data"), "/data");
+        let cat = crate::rf_in(&["exec", "/bin/cat", "/data/file"]);
+        let mut cat = cat;
+        cat.stdout(Stdio::piped());
+        let out = later.output(&cat).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "sandbox data\n");
+
+        // The attacker's sandbox replaces "data" with a symlink to the secret directory, and
+        // plants another one beside it.
+        let plant = format!(
+            "rm -rf /shared/data && ln -s {0} /shared/data && ln -s {0} /shared/link",
+            secret.0.display()
+        );
+        let out = isolated()
+            .bind_rw(&shared.0, "/shared")
+            .output(&crate::rf_in(&["exec", "/bin/sh", "-c", &plant]))
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(shared.0.join("link").is_symlink());
+
+        // The kept plan: the sandboxed process refuses the link.
+        let mut cat = crate::rf_in(&["exec", "/bin/cat", "/data/secret"]);
+        cat.stdout(Stdio::piped());
+        match later.output(&cat) {
+            Err(Error::Mount { errno, .. }) => assert_eq!(errno, nix::errno::Errno::ELOOP),
+            Err(e) => panic!("{e}"),
+            Ok(out) => panic!(
+                "the planted link was followed: {:?}",
+                String::from_utf8_lossy(&out.stdout)
+            ),
+        }
+        // A new sandbox naming a path through the link: refused when it is prepared.
+        for src in [shared.0.join("link"), shared.0.join("link/secret")] {
+            let sb = isolated().bind_ro(&src, "/data");
+            match sb.output(&cat) {
+                Err(Error::Config(ringfence::ConfigError::InvalidPath { path, .. })) => {
+                    assert_eq!(path, src)
+                }
+                Err(e) => panic!("{e}"),
+                Ok(out) => panic!(
+                    "the planted link was followed: {:?}",
+                    String::from_utf8_lossy(&out.stdout)
+                ),
+            }
+        }
+        assert_eq!(std::fs::read_to_string(secret.0.join("secret")).unwrap(), "host secret\n");
+    }
+}
