@@ -64,17 +64,14 @@ fn imports_every_profile() {
                 .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             prof.compile()
                 .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            // Export and import again: the same filter (export drops rules that can never
-            // match, so the rule lists may differ), and exporting again changes nothing.
+            // Export and import again, and exporting again changes nothing. (That the filter
+            // gives the same results is checked in the interpreter by the unit test
+            // `seccomp::tests::export_carries_the_guard_and_round_trips`: the export writes
+            // the guard out, so the programs differ in shape.)
             let out = prof.to_oci_json().unwrap();
             let again = Profile::from_oci_json_with(&out, &opts(caps)).unwrap();
-            assert_eq!(
-                again.compile().unwrap(),
-                prof.compile().unwrap(),
-                "{}",
-                p.display()
-            );
-            assert_eq!(again.to_oci_json().unwrap(), out);
+            again.compile().unwrap();
+            assert_eq!(again.to_oci_json().unwrap(), out, "{}", p.display());
             assert_eq!(again.get_default_action(), prof.get_default_action());
         }
     }
@@ -360,7 +357,13 @@ fn order_sensitive_profiles_are_not_exported() {
         .rule(sys("clone"), [Cond::arg(0).eq(0)], Action::Allow);
     assert_eq!(p.order_sensitive(), None);
     let v: serde_json::Value = serde_json::from_str(&p.to_oci_json().unwrap()).unwrap();
-    assert_eq!(v["syscalls"].as_array().unwrap().len(), 1);
+    let clone: Vec<_> = v["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["names"].as_array().unwrap().iter().any(|n| n == "clone"))
+        .collect();
+    assert_eq!(clone.len(), 1, "{v}");
     for preset in [Profile::default_container(), Profile::strict()] {
         assert_eq!(preset.order_sensitive(), None);
         let back = Profile::from_oci_json_with(&preset.to_oci_json().unwrap(), &opts(&[]));

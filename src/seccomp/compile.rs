@@ -587,7 +587,7 @@ fn emit_rules(asm: &mut Asm, runs: &Runs, default: u32, map: &dyn Fn(u32) -> u32
 
 /// The result of two stacked filters as the kernel computes it (`seccomp_run_filters`): the
 /// most restrictive action wins, and on a tie the filter installed last (`last`).
-fn stacked(first: u32, last: u32) -> u32 {
+pub(crate) fn stacked(first: u32, last: u32) -> u32 {
     let action = |r: u32| (r & libc::SECCOMP_RET_ACTION_FULL) as i32;
     let mut ret = libc::SECCOMP_RET_ALLOW;
     for cur in [last, first] {

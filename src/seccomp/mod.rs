@@ -61,7 +61,8 @@
 //! - libseccomp does not keep "first match wins" when one syscall has rules with different
 //!   actions: a later unconditional rule replaces earlier conditional ones, and overlapping
 //!   conditional rules are ordered by its internal tree. [`Profile::order_sensitive`] finds such
-//!   profiles; [`Profile::to_oci_json`] refuses them, since runc or crun would read them
+//!   profiles (rules that can never match the same call, by disagreeing equalities, are no
+//!   conflict); [`Profile::to_oci_json`] refuses them, since runc or crun would read them
 //!   differently. The presets are written without such rules.
 //! - ringfence also has 32-bit comparisons ([`Cond::arg32`]), which libseccomp lacks.
 //! - The guard kills calls of other ABIs (libseccomp's default is `KILL_THREAD`).
@@ -72,7 +73,10 @@
 //! `includes`/`excludes` by capabilities, architectures and kernel version, the older
 //! single-`name` format) as runc reads it; rules that depend on capabilities are judged against
 //! the capabilities the sandbox keeps ([`Profile::for_capabilities`]), not the caller's.
-//! [`Profile::to_oci_json`] writes it back.
+//! [`Profile::to_oci_json`] writes it back with the guard written out (the profile's
+//! architecture only, `clone3` → `ENOSYS`, `TIOCSTI`/`TIOCLINUX` → `EPERM` on the low 32 bits),
+//! so that runc, crun and Podman enforce no less than ringfence; imported again and compiled
+//! it answers every call the same.
 
 mod compile;
 #[cfg(all(test, feature = "serde"))]

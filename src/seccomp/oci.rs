@@ -566,11 +566,20 @@ impl Profile {
         Ok(profile)
     }
 
-    /// Exports the profile as OCI / Docker JSON (pretty-printed).
+    /// Exports the profile as OCI / Docker JSON (pretty-printed), with the guard written out
+    /// so that the profile is no weaker under runc, crun or Podman than under ringfence:
+    /// `architectures` names the profile's architecture only (libseccomp then kills calls of
+    /// other ABIs, and x32 calls on x86_64), `clone3` gets `ERRNO(ENOSYS)`, and `ioctl` with
+    /// `TIOCSTI` or `TIOCLINUX` in the low 32 bits of its request gets `ERRNO(EPERM)`
+    /// (an `ioctl` rule that would allow them is split into `MASKED_EQ` rules covering every
+    /// other request). Imported again and compiled, it gives the same results.
     ///
     /// Refused for [`Profile::unconfined`] (OCI expresses it by having no seccomp section),
-    /// for profiles whose meaning depends on rule order ([`Profile::order_sensitive`]) and for 32-bit comparisons other than equality (OCI compares 64 bits; `arg32(i).eq(v)`
-    /// is written as `MASKED_EQ` with mask `0xffffffff`).
+    /// for profiles whose meaning depends on rule order ([`Profile::order_sensitive`]), for
+    /// 32-bit comparisons other than equality (OCI compares 64 bits; `arg32(i).eq(v)` is
+    /// written as `MASKED_EQ` with mask `0xffffffff`), and where the guard cannot be written
+    /// exactly (an allowing `ioctl` rule that already tests the request, conditional `clone3`
+    /// rules that kill).
     pub fn to_oci_json(&self) -> Result<String, ProfileError> {
         self.check()?;
         let resolved = self.resolved();
@@ -580,31 +589,31 @@ impl Profile {
                 reason: "an unconfined profile has no filter",
             });
         }
-        if let Some(syscall) = self.order_sensitive() {
+        if let Some(syscall) = this.order_sensitive() {
             return Err(ProfileError::OrderSensitive { syscall });
         }
-        let (action, errno) = export_action(self.default);
+        let (action, errno) = export_action(this.default);
         let mut oci = OciProfile {
             default_action: action.to_owned(),
             default_errno_ret: errno,
-            architectures: self.arch.map(|a| vec![a.oci_name().to_owned()]),
+            architectures: this.arch.map(|a| vec![a.oci_name().to_owned()]),
             ..OciProfile::default()
         };
+        let rules = with_guard(this)?;
         let mut syscalls: Vec<OciSyscall> = Vec::new();
         let mut closed = BTreeSet::new();
-        for r in this.rules() {
-            if closed.contains(&r.syscall().nr()) {
+        for (sys, conds, action) in &rules {
+            if closed.contains(&sys.nr()) {
                 continue; // after an unconditional rule for the same call: never matches
             }
-            if r.conds().is_empty() {
-                closed.insert(r.syscall().nr());
+            if conds.is_empty() {
+                closed.insert(sys.nr());
             }
-            let args = r
-                .conds()
+            let args = conds
                 .iter()
                 .map(export_cond)
                 .collect::<Result<Vec<_>, _>>()?;
-            let (action, errno) = export_action(r.action());
+            let (action, errno) = export_action(*action);
             if args.is_empty()
                 && let Some(last) = syscalls.last_mut()
                 && last.args.is_none()
@@ -613,11 +622,11 @@ impl Profile {
             {
                 last.names
                     .get_or_insert_with(Vec::new)
-                    .push(r.syscall().name().to_owned());
+                    .push(sys.name().to_owned());
                 continue;
             }
             syscalls.push(OciSyscall {
-                names: Some(vec![r.syscall().name().to_owned()]),
+                names: Some(vec![sys.name().to_owned()]),
                 action: action.to_owned(),
                 errno_ret: errno,
                 args: (!args.is_empty()).then_some(args),
@@ -627,6 +636,135 @@ impl Profile {
         oci.syscalls = Some(syscalls);
         serde_json::to_string_pretty(&oci).map_err(|e| ProfileError::Backend(e.to_string()))
     }
+}
+
+/// The guard's `ioctl` requests, compared on the low 32 bits of argument 1.
+const GUARDED_IOCTLS: [u32; 2] = [super::TIOCSTI, super::TIOCLINUX];
+
+/// `(mask, value)` pairs on a 32-bit word whose `word & mask == value` sets are disjoint and
+/// together hold every word not in `set`.
+fn complement(set: &[u32]) -> Vec<(u32, u32)> {
+    fn rec(mask: u32, value: u32, bit: i32, members: &[u32], out: &mut Vec<(u32, u32)>) {
+        if members.is_empty() {
+            out.push((mask, value));
+            return;
+        }
+        if bit < 0 {
+            return; // a member of the set
+        }
+        let b = 1u32 << bit;
+        for side in [0, b] {
+            let sub: Vec<u32> = members.iter().copied().filter(|m| m & b == side).collect();
+            rec(mask | b, value | side, bit - 1, &sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    rec(0, 0, 31, set, &mut out);
+    out
+}
+
+/// Whether a rule can never match an `ioctl` whose request has `req` in its low 32 bits.
+fn excludes_request(conds: &[Cond], req: u32) -> bool {
+    conds.iter().any(|c| {
+        if c.index() != 1 {
+            return false;
+        }
+        let low_mask = match (c.is_32bit(), c.op()) {
+            (true, CmpOp::Eq) => 0xffff_ffff,
+            (true, CmpOp::MaskedEq(m)) => m & 0xffff_ffff,
+            (false, CmpOp::Eq) => {
+                return c.value() as u32 != req;
+            }
+            (false, CmpOp::MaskedEq(m)) => m & 0xffff_ffff,
+            _ => return false,
+        };
+        (u64::from(req) & low_mask) != (c.value() & low_mask)
+    })
+}
+
+/// The profile's rules with the guard's `clone3` and `ioctl` rules written in, for an
+/// exporter: `(syscall, conditions, action)` in order, first match wins.
+fn with_guard(p: &Profile) -> Result<Vec<(Syscall, Vec<Cond>, Action)>, ProfileError> {
+    use super::compile::stacked;
+    let arch = p.arch.ok_or(ProfileError::UnsupportedArch)?;
+    let guarded = |guard: Action, a: Action| {
+        Action::from_ret(stacked(guard.to_ret(), a.to_ret())).unwrap_or(a)
+    };
+    let enosys = Action::Errno(libc::ENOSYS as u16);
+    let clone3 = Syscall::named_for(arch, "clone3").ok();
+    let ioctl = Syscall::named_for(arch, "ioctl").ok();
+    let mut out = Vec::new();
+    // clone3: every result through the guard's ENOSYS.
+    let clone3_rules: Vec<&super::Rule> = p
+        .rules()
+        .iter()
+        .filter(|r| Some(r.syscall()) == clone3)
+        .collect();
+    let default_part = guarded(enosys, p.default);
+    for r in p.rules() {
+        let s = r.syscall();
+        if Some(s) == clone3 {
+            let a = guarded(enosys, r.action());
+            if r.conds().is_empty() || default_part == p.default {
+                out.push((s, r.conds().to_vec(), a));
+            } else if a != default_part {
+                return Err(ProfileError::Export {
+                    reason: "conditional clone3 rules that are stricter than the guard's ENOSYS",
+                });
+            }
+        } else if Some(s) == ioctl && guarded(Action::EPERM, r.action()) != r.action() {
+            // A rule that would let TIOCSTI/TIOCLINUX through.
+            let overlaps: Vec<u32> = GUARDED_IOCTLS
+                .into_iter()
+                .filter(|req| !excludes_request(r.conds(), *req))
+                .collect();
+            if overlaps.is_empty() {
+                out.push((s, r.conds().to_vec(), r.action()));
+            } else if r.conds().iter().any(|c| c.index() == 1) {
+                return Err(ProfileError::Export {
+                    reason: "an ioctl rule that tests the request and would allow TIOCSTI or TIOCLINUX",
+                });
+            } else {
+                // (Not written when EPERM is the default: importers skip such rules.)
+                for req in GUARDED_IOCTLS
+                    .into_iter()
+                    .filter(|_| p.default != Action::EPERM)
+                {
+                    let mut c = r.conds().to_vec();
+                    c.push(Cond::arg(1).masked_eq(0xffff_ffff, u64::from(req)));
+                    out.push((s, c, Action::EPERM));
+                }
+                for (mask, value) in complement(&GUARDED_IOCTLS) {
+                    let mut c = r.conds().to_vec();
+                    c.push(Cond::arg(1).masked_eq(u64::from(mask), u64::from(value)));
+                    out.push((s, c, r.action()));
+                }
+            }
+        } else {
+            out.push((s, r.conds().to_vec(), r.action()));
+        }
+    }
+    if let Some(s) = clone3
+        && default_part != p.default
+        && clone3_rules.iter().all(|r| !r.conds().is_empty())
+    {
+        out.push((s, Vec::new(), default_part));
+    }
+    if let Some(s) = ioctl
+        && guarded(Action::EPERM, p.default) != p.default
+    {
+        for req in GUARDED_IOCTLS {
+            let rule = (
+                s,
+                vec![Cond::arg(1).masked_eq(0xffff_ffff, u64::from(req))],
+                Action::EPERM,
+            );
+            if !out.contains(&rule) {
+                out.push(rule);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn export_action(a: Action) -> (&'static str, Option<u64>) {

@@ -321,6 +321,34 @@ impl Syscall {
     }
 }
 
+/// The 64-bit `(mask, value)` of an equality condition (`eq`, `masked_eq`, on 32 or 64
+/// bits), `None` for an order comparison.
+fn as_masked(c: &Cond) -> Option<(u64, u64)> {
+    let width = if c.bits32 { 0xffff_ffff } else { u64::MAX };
+    match c.op {
+        CmpOp::Eq => Some((width, c.value)),
+        CmpOp::MaskedEq(m) => Some((m & width, c.value & m & width)),
+        _ => None,
+    }
+}
+
+/// Whether two rules' conditions can never hold together: some argument has an equality in
+/// each that disagree on a bit both look at, or `== v` in one and `!= v` in the other.
+fn disjoint(a: &[Cond], b: &[Cond]) -> bool {
+    a.iter().any(|x| {
+        b.iter().any(|y| {
+            let ne_eq = |n: &Cond, e: &Cond| {
+                // `arg != v` against `arg == v`, compared on the same width.
+                n.op == CmpOp::Ne && e.op == CmpOp::Eq && n.bits32 == e.bits32 && n.value == e.value
+            };
+            x.index == y.index
+                && (ne_eq(x, y)
+                    || ne_eq(y, x)
+                    || matches!((as_masked(x), as_masked(y)), (Some((ma, va)), Some((mb, vb))) if (va ^ vb) & ma & mb != 0))
+        })
+    })
+}
+
 /// Whether `name` is a syscall on some architecture (shipped table or known elsewhere).
 #[cfg_attr(not(feature = "serde"), allow(dead_code))]
 pub(crate) fn known_anywhere(name: &str) -> bool {
@@ -935,20 +963,24 @@ impl Profile {
     /// tree. Such a profile therefore cannot be exported to OCI JSON without changing its
     /// meaning. Docker's profiles never do this once `includes`/`excludes` are applied.
     pub fn order_sensitive(&self) -> Option<&'static str> {
-        let mut seen: std::collections::BTreeMap<u32, (Action, bool)> = Default::default();
+        // Per syscall: closed by an unconditional rule, and the live rules so far.
+        type Live<'a> = (bool, Vec<&'a Rule>);
+        let mut seen: std::collections::BTreeMap<u32, Live<'_>> = Default::default();
         for r in self.rules.iter().filter(|r| r.gate.holds(0)) {
-            match seen.get_mut(&r.syscall.nr) {
-                None => {
-                    seen.insert(r.syscall.nr, (r.action, r.conds.is_empty()));
-                }
-                Some((_, true)) => {} // after an unconditional rule: never matches
-                Some((a, closed)) => {
-                    if *a != r.action {
-                        return Some(r.syscall.name);
-                    }
-                    *closed = r.conds.is_empty();
-                }
+            let (closed, live) = seen.entry(r.syscall.nr).or_default();
+            if *closed {
+                continue; // after an unconditional rule: never matches
             }
+            // Rules with different actions that can never match the same call (equalities
+            // on the same argument that disagree) do not depend on their order.
+            if live
+                .iter()
+                .any(|l| l.action != r.action && !disjoint(&l.conds, &r.conds))
+            {
+                return Some(r.syscall.name);
+            }
+            *closed = r.conds.is_empty();
+            live.push(r);
         }
         None
     }

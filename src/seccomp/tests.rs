@@ -4,6 +4,8 @@
 use super::compile::*;
 use super::interp::{SeccompData, run, run_stack};
 use super::*;
+#[cfg(feature = "serde")]
+use super::{ImportOptions, KernelVersion};
 
 const A: Arch = Arch::X86_64;
 const AUDIT_X86_64: u32 = 0xc000_003e;
@@ -645,5 +647,145 @@ fn reporting_notifies_exactly_the_refusals() {
                 assert_eq!(got, want, "nr {nr} arch {arch:#x} args {args:x?}");
             }
         }
+    }
+}
+
+/// Runs two programs on many inputs around `p`'s rules and the guard's cases; panics on the
+/// first difference.
+#[cfg(feature = "serde")]
+fn same_results(p: &Profile, a: &[Insn], b: &[Insn], seed: u64, tag: &str) {
+    let mut values: Vec<u64> = vec![
+        0,
+        1,
+        0xffff_ffff,
+        1 << 32,
+        u64::MAX,
+        u64::from(TIOCSTI),
+        u64::from(TIOCLINUX),
+        0xffff_ffff_0000_0000 | u64::from(TIOCSTI),
+        (1 << 32) | u64::from(TIOCLINUX),
+        u64::from(TIOCSTI) ^ 1,
+    ];
+    let mut nrs: Vec<u32> = vec![435, 16, 0, X32_SYSCALL_BIT | 16];
+    for r in p.rules() {
+        nrs.push(r.syscall().nr());
+        for c in r.conds() {
+            values.extend(around(c.value()));
+            if let CmpOp::MaskedEq(m) = c.op() {
+                values.extend(around(m));
+            }
+        }
+    }
+    let mut rng = Rng(seed);
+    for i in 0..30_000 {
+        let nr = match i % 3 {
+            0 | 1 => nrs[rng.below(nrs.len() as u64) as usize],
+            _ => rng.below(600) as u32,
+        };
+        let mut args = [0u64; 6];
+        for a in &mut args {
+            *a = if rng.below(5) == 0 {
+                rng.next()
+            } else {
+                values[rng.below(values.len() as u64) as usize]
+            };
+        }
+        let arch = [AUDIT_X86_64, AUDIT_X86_64, AUDIT_I386][rng.below(3) as usize];
+        let d = SeccompData {
+            arch,
+            ..data(nr, args)
+        };
+        assert_eq!(
+            run(a, &d).unwrap(),
+            run(b, &d).unwrap(),
+            "{tag}: nr {nr} arch {arch:#x} args {args:x?}"
+        );
+    }
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn export_carries_the_guard_and_round_trips() {
+    let opts = || {
+        ImportOptions::running_system()
+            .arch(A)
+            .kernel_version(KernelVersion::new(6, 1))
+    };
+    let mut profiles = vec![
+        ("default", Profile::default_container().for_arch(A)),
+        ("strict", Profile::strict().for_arch(A)),
+        ("deny_only", Profile::deny_only(&["keyctl"]).for_arch(A)),
+        (
+            "allow ioctl",
+            Profile::deny_all()
+                .for_arch(A)
+                .default_action(Action::Errno(38))
+                .allow(["ioctl", "clone3", "read"]),
+        ),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/seccomp");
+    for (name, path) in [
+        ("docker", dir.join("docker-default.json")),
+        (
+            "docker old format",
+            dir.join("docker-default-old-format.json"),
+        ),
+        (
+            "conditional include",
+            dir.join("docker-conditional_include.json"),
+        ),
+        (
+            "podman",
+            std::path::PathBuf::from("/usr/share/containers/seccomp.json"),
+        ),
+    ] {
+        match std::fs::read_to_string(&path) {
+            Ok(json) => {
+                let p = Profile::from_oci_json_with(&json, &opts()).unwrap();
+                profiles.push((name, p.clone().with_caps_mask(0)));
+                profiles.push((name, p.with_caps_mask(!0)));
+            }
+            Err(e) => eprintln!("SKIPPED {name}: {}: {e}", path.display()),
+        }
+    }
+    for (k, (name, p)) in profiles.iter().enumerate() {
+        let json = p.to_oci_json().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let back = Profile::from_oci_json_with(&json, &opts()).unwrap();
+        let (a, b) = (p.compile().unwrap(), back.compile().unwrap());
+        same_results(
+            p,
+            a.programs().next().unwrap(),
+            b.programs().next().unwrap(),
+            k as u64 + 1,
+            name,
+        );
+        // The exported profile states the guard itself: compiled *without* ringfence's
+        // guard, it still answers as the guarded original on the profile's architecture.
+        let bare = back.compile_main(A).unwrap();
+        let mut rng = Rng(99 + k as u64);
+        let args_for = |req: u64| [3, req, 0, 0, 0, 0];
+        for req in [
+            u64::from(TIOCSTI),
+            u64::from(TIOCLINUX),
+            (7 << 32) | u64::from(TIOCSTI),
+            0x5401,
+            rng.next(),
+        ] {
+            let d = data(16, args_for(req));
+            assert_eq!(
+                run(&bare, &d).unwrap(),
+                run(a.programs().next().unwrap(), &d).unwrap(),
+                "{name}: ioctl {req:#x}"
+            );
+        }
+        let d = data(435, [0; 6]);
+        assert_eq!(
+            run(&bare, &d).unwrap(),
+            run(a.programs().next().unwrap(), &d).unwrap(),
+            "{name}: clone3"
+        );
+        // And it exports again.
+        back.to_oci_json()
+            .unwrap_or_else(|e| panic!("{name} again: {e}"));
     }
 }
