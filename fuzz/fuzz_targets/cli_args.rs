@@ -58,7 +58,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Converted::Refused(msg, code) => {
-            assert_eq!(code, 125, "a refused flag set is ringfence's own error: {msg}");
+            assert_eq!(
+                code, 125,
+                "a refused flag set is ringfence's own error: {msg}"
+            );
             assert!(msg.starts_with("ringfence: "), "{msg}");
         }
     }
