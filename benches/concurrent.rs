@@ -1,5 +1,6 @@
-//! 200 sandboxes alive at once: `Sandbox::isolated()` sandboxes, each running `/bin/cat` on a
-//! pipe from the parent, spawned from 4 threads of one process sharing one `Sandbox`.
+//! 1,000 sandboxes alive at once (`CONCURRENT_SANDBOXES` to change it): `Sandbox::isolated()`
+//! sandboxes, each running `/bin/cat` on a pipe from the parent, spawned from 4 threads of one
+//! process sharing one `Sandbox`.
 //!
 //! Reported (one line per figure, `name: value`, for `scripts/bench`):
 //! - `total`: from the first spawn until every sandbox has ended (all spawned, then every
@@ -7,11 +8,11 @@
 //! - `spawn-p50`, `spawn-p99`, `spawn-max`: latency of `Sandbox::spawn` (until the program
 //!   runs: `spawn` returns after the `execve`);
 //! - `failures`: spawns or waits that failed, or programs that did not end with status 0;
-//! - `parent-kib-per-sandbox`: the parent's resident memory with all 200 alive, minus before
-//!   the first spawn, divided by 200, in the first round (later rounds reuse memory the first
+//! - `parent-kib-per-sandbox`: the parent's resident memory with all of them alive, minus
+//!   before the first spawn, divided by their number, in the first round (later rounds reuse memory the first
 //!   one left allocated, so their figure is lower; printed too).
 //!
-//! Not a criterion benchmark (one run of 200 is the measurement); `ROUNDS` runs are made and
+//! Not a criterion benchmark (one run of all the sandboxes is the measurement); `ROUNDS` runs are made and
 //! the median of each figure printed. Needs root (namespaces without a user namespace).
 
 use std::sync::{Arc, Barrier, Mutex};
@@ -19,7 +20,13 @@ use std::time::{Duration, Instant};
 
 use ringfence::{Child, Command, Sandbox, Stdio};
 
-const SANDBOXES: usize = 200;
+/// How many sandboxes are alive at once: `CONCURRENT_SANDBOXES`, 1,000 by default.
+fn sandboxes() -> usize {
+    std::env::var("CONCURRENT_SANDBOXES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
 const THREADS: usize = 4;
 const ROUNDS: usize = 5;
 
@@ -42,8 +49,8 @@ struct Round {
 fn round(sandbox: &Arc<Sandbox>) -> Round {
     let before = rss_kib();
     let started = Instant::now();
-    let children: Arc<Mutex<Vec<Child>>> = Arc::new(Mutex::new(Vec::with_capacity(SANDBOXES)));
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(SANDBOXES)));
+    let children: Arc<Mutex<Vec<Child>>> = Arc::new(Mutex::new(Vec::with_capacity(sandboxes())));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(sandboxes())));
     let failures = Arc::new(Mutex::new(0usize));
     let barrier = Arc::new(Barrier::new(THREADS));
     // The spawning threads live until every sandbox has ended: a sandbox dies with the thread
@@ -64,7 +71,7 @@ fn round(sandbox: &Arc<Sandbox>) -> Round {
                 cmd.stdin(Stdio::Piped);
                 barrier.wait();
                 // Thread t spawns sandboxes t, t + THREADS, t + 2 * THREADS, ...
-                let n = (t..SANDBOXES).step_by(THREADS).count();
+                let n = (t..sandboxes()).step_by(THREADS).count();
                 for _ in 0..n {
                     let t0 = Instant::now();
                     match sandbox.spawn(&cmd) {
@@ -83,7 +90,7 @@ fn round(sandbox: &Arc<Sandbox>) -> Round {
         })
         .collect();
     // Every sandbox is alive once the spawning threads meet again (cat waits for its stdin).
-    while children.lock().unwrap().len() + *failures.lock().unwrap() < SANDBOXES {
+    while children.lock().unwrap().len() + *failures.lock().unwrap() < sandboxes() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let alive = rss_kib();
@@ -142,6 +149,19 @@ fn main() {
     {
         return;
     }
+    // Each live sandbox holds a few descriptors here (pidfd, stdin, the init's status pipe):
+    // more than the usual soft limit of 1,024 in all.
+    // SAFETY: getrlimit/setrlimit on a struct on this stack.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
     let sandbox = Arc::new(Sandbox::isolated());
     let mut probe = Command::new("/bin/true");
     probe.stdin(Stdio::Null);
@@ -177,7 +197,8 @@ fn main() {
     }
     let med = |f: &dyn Fn(&Round) -> f64| median(rounds.iter().map(f).collect());
     println!(
-        "concurrent: {SANDBOXES} sandboxes, {THREADS} spawning threads, {ROUNDS} rounds (medians):"
+        "concurrent: {} sandboxes, {THREADS} spawning threads, {ROUNDS} rounds (medians):",
+        sandboxes()
     );
     println!("total: {:.3} ms", med(&|r| r.total.as_secs_f64() * 1e3));
     println!(
