@@ -521,6 +521,27 @@ fn root_a_pod_shares_one_user_network() {
 }
 
 #[test]
+fn root_a_warm_sandbox_shares_one_network_between_its_runs() {
+    if !common::is_root() {
+        return common::skip("needs root (/dev/net/tun)");
+    }
+    if !usable(Stack::Pasta) {
+        return;
+    }
+    let port = greeter("warm").to_string();
+    let mut warm = Sandbox::new()
+        .net(Net::User(UserNet::new().host_loopback(true)))
+        .warm()
+        .unwrap();
+    let mut cmd = client(&["connect", &gateway(), &port]);
+    cmd.stdout(Stdio::Piped);
+    for _ in 0..3 {
+        let out = warm.run(&cmd, &ringfence::RunOptions::new()).unwrap();
+        assert_eq!(result(&out.stdout), "ok warm");
+    }
+}
+
+#[test]
 fn root_slirp4netns_is_the_fallback() {
     if !common::is_root() {
         return common::skip("needs root (/dev/net/tun)");
