@@ -16,7 +16,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ringfence::{Command, Cpu, Landlock, Net, Profile, Sandbox, Size, Stdio};
+use ringfence::{Command, Cpu, Landlock, Net, Profile, Sandbox, Size, Stdio, WarmOptions};
 
 /// What the shell inside reports, as `key=value` lines.
 const SCRIPT: &str = r#"
@@ -333,4 +333,34 @@ fn chosen_roots_hide_the_host_root() {
         "probe=1\nusr=0\n",
         "{out:?}"
     );
+}
+
+/// The chain's view of the host also serves a warm sandbox (the mount tree built once, the
+/// tmpfs emptied for every run with `reset_tmpfs`).
+#[test]
+fn card_chain_warm_root() {
+    if !common::is_root() {
+        return common::skip("needs root (cpu_quota needs a cgroup of its own)");
+    }
+    let plugin = Sandbox::new()
+        .pid_ns()
+        .mount_tmpfs("/tmp")
+        .net(Net::New)
+        .cpu_quota(Cpu::percent(20))
+        .seccomp(Profile::default_container());
+    let mut warm = plugin
+        .prepare()
+        .unwrap()
+        .warm_with(WarmOptions::new().reset_tmpfs(true))
+        .unwrap();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args([
+        "-c",
+        "ls -A /tmp | wc -l; echo x > /tmp/a; test -e /bin/sh && echo sh",
+    ]);
+    for _ in 0..2 {
+        let out = warm.output(&cmd).unwrap();
+        assert!(out.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "0\nsh\n", "{out:?}");
+    }
 }
