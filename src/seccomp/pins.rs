@@ -268,3 +268,65 @@ fn every_denied_syscall_is_in_the_documented_table() {
         );
     }
 }
+
+/// `install` takes programs up to the kernel's limit, `BPF_MAXINSNS` (4096) instructions,
+/// and refuses longer and empty ones with EINVAL, as the kernel would. Installed in a forked
+/// child (a filter cannot be removed), which only makes raw system calls.
+#[test]
+fn install_takes_programs_up_to_the_kernel_limit() {
+    use super::compile::{BPF_JA, BPF_JMP, BPF_K, BPF_RET};
+    let nop = Insn {
+        code: BPF_JMP | BPF_JA,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    };
+    let allow = Insn {
+        code: BPF_RET | BPF_K,
+        jt: 0,
+        jf: 0,
+        k: Action::Allow.to_ret(),
+    };
+    let program = |len: usize| {
+        let mut p = vec![nop; len.saturating_sub(1)];
+        if len > 0 {
+            p.push(allow);
+        }
+        p
+    };
+    for (len, want) in [
+        (1, 0),
+        (BPF_MAXINSNS, 0),
+        (BPF_MAXINSNS + 1, libc::EINVAL),
+        (0, libc::EINVAL),
+    ] {
+        let prog = program(len);
+        // SAFETY: the child makes raw prctl/seccomp calls on `prog`, built before the fork,
+        // and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: see above.
+            unsafe {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    libc::_exit(100);
+                }
+                let code = match super::install::install(&prog, false) {
+                    Ok(None) => 0,
+                    Ok(Some(_)) => 101,
+                    Err(e) => e as i32,
+                };
+                libc::_exit(code);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "{len}: {status:#x}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            want,
+            "a program of {len} instructions"
+        );
+    }
+}
