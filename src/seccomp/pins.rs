@@ -229,11 +229,21 @@ fn the_guard_refusals_hold_in_the_default_profile() {
                 );
             }
         }
-        assert_eq!(
-            result(&c, arch, "ioctl", [0, 0x5401, 0, 0, 0, 0]),
-            Action::Allow.to_ret(),
-            "TCGETS"
-        );
+        // USERFAULTFD_IOC_NEW (_IO(0xAA, 0)) on /dev/userfaultfd, on its low 32 bits.
+        for high in [0u64, 0xffff_ffff_0000_0000] {
+            assert_eq!(
+                result(&c, arch, "ioctl", [3, high | 0xAA00, 0, 0, 0, 0]),
+                eperm,
+                "USERFAULTFD_IOC_NEW on {arch:?}"
+            );
+        }
+        for req in [0x5401u64, 0xAA01, 0xAB00] {
+            assert_eq!(
+                result(&c, arch, "ioctl", [0, req, 0, 0, 0, 0]),
+                Action::Allow.to_ret(),
+                "ioctl({req:#x})"
+            );
+        }
     }
 }
 

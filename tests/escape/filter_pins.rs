@@ -256,6 +256,14 @@ fn cases(d: &Data) -> Vec<Case> {
             args: [v, 0, 0, 0, 0, 0],
         });
     }
+    // The /dev/userfaultfd request that hands out a userfaultfd (USERFAULTFD_IOC_NEW), on
+    // descriptor -1: EBADF without the filter.
+    out.push(Case {
+        key: "ioctl_userfaultfd_new".into(),
+        nr: libc::SYS_ioctl,
+        how: How::Plain,
+        args: [u64::MAX, 0xAA00, 0, 0, 0, 0],
+    });
     // clone3's flags are in memory: the guard answers ENOSYS (libc falls back to clone). The
     // argument is null, so without the guard the kernel says EFAULT.
     out.push(Case {
