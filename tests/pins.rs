@@ -445,3 +445,15 @@ fn kept_capabilities_of_both_words_everywhere_root() {
         }
     }
 }
+
+/// A uid without a gid, or a gid without a uid, is applied on its own.
+#[test]
+fn uid_or_gid_alone_applies_root() {
+    if !common::is_root() {
+        return common::skip("changing ids without a user namespace needs root");
+    }
+    let f = common::facts(&Sandbox::new().uid(65534));
+    assert_eq!((f.get("uid"), f.get("euid")), ("65534", "65534"));
+    let f = common::facts(&Sandbox::new().gid(65534));
+    assert_eq!((f.get("uid"), f.get("gid")), ("0", "65534"));
+}
