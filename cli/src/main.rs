@@ -56,6 +56,22 @@ enum Subcommand {
     Exec(named::ExecArgs),
     /// Kill a running named sandbox.
     Kill(named::KillArgs),
+    /// Wait until a named sandbox ends; exit with its status.
+    Wait(named::NameArgs),
+    /// Print what a detached sandbox wrote to stdout and stderr.
+    Logs(named::LogsArgs),
+    /// Print a named sandbox's record as JSON: its command, pids, restricting flags, state and
+    /// exit status.
+    Inspect(named::NameArgs),
+    /// Forget an ended detached sandbox: its record and log.
+    Rm(named::NameArgs),
+    /// Print a completion script for a shell: `ringfence completions bash > /etc/bash_completion.d/ringfence`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `ringfence man | man -l -`.
+    Man,
     /// Pods: sandboxes that share a network, IPC and UTS namespace and a cgroup.
     Pod(named::PodArgs),
 }
@@ -91,6 +107,29 @@ fn main() {
         Subcommand::Ps(args) => named::ps(&args),
         Subcommand::Exec(args) => named::exec(&args),
         Subcommand::Kill(args) => named::kill(&args),
+        Subcommand::Wait(args) => named::wait(&args),
+        Subcommand::Logs(args) => named::logs(&args),
+        Subcommand::Inspect(args) => named::inspect(&args),
+        Subcommand::Rm(args) => named::rm(&args),
+        Subcommand::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ringfence",
+                &mut std::io::stdout(),
+            );
+            0
+        }
+        Subcommand::Man => {
+            let page = clap_mangen::Man::new(Cli::command());
+            match page.render(&mut std::io::stdout()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("ringfence: cannot write the man page: {e}");
+                    EXIT_FAILURE
+                }
+            }
+        }
         Subcommand::Pod(args) => named::pod(&args),
         Subcommand::Learn(args) => {
             let learn_matches = matches

@@ -181,6 +181,13 @@ pub fn load(kind: Kind, name: &str) -> Result<Value, Failure> {
             dir.path().join(&file).display()
         )
     })?;
+    if rec["exit_code"].as_i64().is_some() {
+        return Err(anyhow!(
+            "the {what} {name:?} has ended with status {} (ringfence logs/inspect {name} show what it did)",
+            rec["exit_code"]
+        )
+        .into());
+    }
     if !live(&rec) {
         dir.remove(&file);
         return Err(anyhow!("the {what} {name:?} has ended (its stale record was removed; {list} lists the running ones)").into());
@@ -209,6 +216,7 @@ fn list(kind: Kind) -> Result<Vec<(String, Value)>, Failure> {
             }
         };
         match rec {
+            Some(rec) if rec["exit_code"].as_i64().is_some() => {}
             Some(rec) if live(&rec) => out.push((name, rec)),
             _ => dir.remove(&file),
         }
@@ -220,6 +228,8 @@ fn list(kind: Kind) -> Result<Vec<(String, Value)>, Failure> {
 pub struct Record {
     dir: Dir,
     file: String,
+    /// Kept after the holder ends (a detached sandbox's exit status, for `wait` and `logs`).
+    keep: bool,
 }
 
 impl Record {
@@ -241,8 +251,20 @@ impl Record {
         // Claim the name atomically; a stale record of the same name is replaced.
         for _ in 0..2 {
             match dir.create(&file, format!("{rec}\n").as_bytes()) {
-                Ok(()) => return Ok(Record { dir, file }),
+                Ok(()) => {
+                    return Ok(Record {
+                        dir,
+                        file,
+                        keep: false,
+                    });
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if ended(kind, name) {
+                        // A detached sandbox that has ended: its record and log give way.
+                        dir.remove(&file);
+                        dir.remove(&log_name(name));
+                        continue;
+                    }
                     match load(kind, name) {
                         Ok(_) => {
                             return Err(anyhow!("the name {name:?} is in use by a running sandbox or pod; choose another").into());
@@ -285,10 +307,55 @@ impl Record {
     }
 }
 
+impl Record {
+    /// Create the sandbox's log file (mode 0600), where a detached sandbox's output goes.
+    pub fn log_file(&self, name: &str) -> Result<std::fs::File, Failure> {
+        let log = log_name(name);
+        self.dir.remove(&log);
+        self.dir
+            .create_file(&log)
+            .with_context(|| format!("cannot create {}", self.dir.path().join(&log).display()))
+            .map_err(Failure::from)
+    }
+
+    /// The sandbox has ended with `code`: the record stays, with the status, for `wait`,
+    /// `logs` and `inspect` (until the name is used again or `ringfence rm NAME`).
+    pub fn finish(mut self, code: i32) {
+        let done = self.update(|rec| {
+            rec["exit_code"] = json!(code);
+            rec["ended"] = json!(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            );
+        });
+        self.keep = done.is_ok();
+    }
+}
+
 impl Drop for Record {
     fn drop(&mut self) {
-        self.dir.remove(&self.file);
+        if !self.keep {
+            self.dir.remove(&self.file);
+        }
     }
+}
+
+fn log_name(name: &str) -> String {
+    format!("{name}.log")
+}
+
+/// A record of an ended detached sandbox (it has an exit status), checked like any other.
+fn ended_record(kind: Kind, name: &str) -> Option<Value> {
+    let dir = records(kind, false).ok()??;
+    let text = dir.read(&file_name(name)).ok()??;
+    let rec: Value = serde_json::from_slice(&text).ok()?;
+    rec["exit_code"].as_i64().is_some().then_some(rec)
+}
+
+fn ended(kind: Kind, name: &str) -> bool {
+    ended_record(kind, name).is_some()
 }
 
 /// Fork a monitor that runs `work` detached (new session, stdio on /dev/null) and reports
@@ -514,7 +581,8 @@ fn wait_gone(kind: Kind, name: &str, limit: Duration) -> bool {
         return true;
     };
     let deadline = Instant::now() + limit;
-    while dir.exists(&file_name(name)) {
+    // Gone, or kept as an ended detached sandbox (its monitor has finished).
+    while dir.exists(&file_name(name)) && !ended(kind, name) {
         if Instant::now() >= deadline {
             return false;
         }
@@ -726,6 +794,111 @@ pub fn exec(args: &ExecArgs) -> i32 {
             f.exit_code()
         }
     }
+}
+
+/// `ringfence wait`, `logs`, `inspect`: a named sandbox by name.
+#[derive(Debug, clap::Args)]
+pub struct NameArgs {
+    /// The sandbox's name.
+    name: String,
+}
+
+/// `ringfence logs`.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The sandbox's name (started with `run --name NAME --detach`).
+    name: String,
+    /// Keep printing what the sandbox writes until it ends.
+    #[arg(short, long)]
+    follow: bool,
+}
+
+/// The record of `name`, running or ended.
+fn any_record(name: &str) -> Result<Value, Failure> {
+    check_name(name)?;
+    if let Some(rec) = ended_record(Kind::Sandbox, name) {
+        return Ok(rec);
+    }
+    load(Kind::Sandbox, name)
+}
+
+fn report(res: Result<i32, Failure>) -> i32 {
+    res.unwrap_or_else(|f| {
+        eprintln!("{f}");
+        f.exit_code()
+    })
+}
+
+/// Run `ringfence wait`: until the sandbox ends; exits with its status.
+pub fn wait(args: &NameArgs) -> i32 {
+    report((|| loop {
+        let rec = any_record(&args.name)?;
+        if let Some(code) = rec["exit_code"].as_i64() {
+            return Ok(code as i32);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    })())
+}
+
+/// Run `ringfence logs`: what a detached sandbox wrote (stdout and stderr, in order).
+pub fn logs(args: &LogsArgs) -> i32 {
+    report((|| {
+        any_record(&args.name)?;
+        let dir = records(Kind::Sandbox, false)?
+            .ok_or_else(|| anyhow!("no sandbox named {:?}", args.name))?;
+        let mut file = dir.open_read(&log_name(&args.name))?.ok_or_else(|| {
+            anyhow!(
+                "the sandbox {:?} has no log (only detached sandboxes have one)",
+                args.name
+            )
+        })?;
+        let mut out = std::io::stdout().lock();
+        loop {
+            std::io::copy(&mut file, &mut out).context("cannot copy the log")?;
+            out.flush().ok();
+            if !args.follow || ended(Kind::Sandbox, &args.name) {
+                // Whatever was written before the end.
+                std::io::copy(&mut file, &mut out).context("cannot copy the log")?;
+                return Ok(0);
+            }
+            if load(Kind::Sandbox, &args.name).is_err() && !ended(Kind::Sandbox, &args.name) {
+                return Ok(0);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })())
+}
+
+/// Run `ringfence inspect`: the sandbox's record as JSON, with its state.
+pub fn inspect(args: &NameArgs) -> i32 {
+    report((|| {
+        let mut rec = any_record(&args.name)?;
+        rec["state"] = json!(if rec["exit_code"].is_null() {
+            "running"
+        } else {
+            "exited"
+        });
+        let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&rec)?);
+        Ok(0)
+    })())
+}
+
+/// Run `ringfence rm`: forget an ended detached sandbox (its record and log).
+pub fn rm(args: &NameArgs) -> i32 {
+    report((|| {
+        if ended_record(Kind::Sandbox, &args.name).is_none() {
+            any_record(&args.name)?;
+            return Err(anyhow!(
+                "the sandbox {:?} is running: end it with ringfence kill first",
+                args.name
+            )
+            .into());
+        }
+        let dir = records(Kind::Sandbox, false)?.expect("it has a record");
+        dir.remove(&file_name(&args.name));
+        dir.remove(&log_name(&args.name));
+        Ok(0)
+    })())
 }
 
 /// `ringfence pod`: pods of sandboxes sharing a network, IPC and UTS namespace.

@@ -830,13 +830,21 @@ fn run_detached(args: &RunArgs, matches: &ArgMatches) -> i32 {
     let argv = args.command.clone();
     crate::named::detach(move |started| {
         let record = crate::named::sandbox_record(&name, &stored, &argv)?;
-        command.stdin(ringfence::Stdio::Null);
+        // The output goes to the sandbox's log (`ringfence logs NAME`).
+        let log = record.log_file(&name)?;
+        let log2 = log.try_clone().context("cannot duplicate the log file")?;
+        command
+            .stdin(ringfence::Stdio::Null)
+            .stdout(log)
+            .stderr(log2);
         let mut child = sandbox.spawn(&command)?;
+        drop(command);
         record.set_pid(child.id())?;
         started(&name);
         let outcome = child.wait()?;
-        drop(record);
-        Ok(exit_code(&outcome))
+        let code = exit_code(&outcome);
+        record.finish(code);
+        Ok(code)
     })
 }
 
@@ -1146,8 +1154,10 @@ fn fs_args<'a>(a: &'a RunArgs, m: &ArgMatches) -> Vec<FsArg<'a>> {
 /// Add the filesystem flags: the root (--rootfs, --overlay), then the steps in command-line
 /// order.
 fn filesystem(mut sb: Sandbox, a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Failure> {
+    // Host paths may be relative to the working directory, as with bwrap.
+    let abs = |p: &Path| absolute(p);
     if let Some(dir) = &a.rootfs {
-        sb = sb.rootfs(dir);
+        sb = sb.rootfs(abs(dir));
     }
     if let Some(layers) = &a.overlay {
         let [lowers, upper, work] = layers.as_slice() else {
@@ -1159,7 +1169,7 @@ fn filesystem(mut sb: Sandbox, a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, F
             .as_os_str()
             .as_bytes()
             .split(|&b| b == b':')
-            .map(|l| PathBuf::from(OsStr::from_bytes(l)))
+            .map(|l| abs(Path::new(OsStr::from_bytes(l))))
             .collect();
         if lowers.iter().any(|l| l.as_os_str().is_empty()) {
             return Err(anyhow!(
@@ -1168,14 +1178,14 @@ fn filesystem(mut sb: Sandbox, a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, F
             )
             .into());
         }
-        sb = sb.rootfs_layers(lowers, upper, work);
+        sb = sb.rootfs_layers(lowers, abs(upper), abs(work));
     }
     for op in fs_args(a, m) {
         sb = match op {
-            FsArg::RoBind(src, dst) => sb.bind_ro(src, dst),
-            FsArg::RoBindTry(src, dst) => sb.bind_ro_try(src, dst),
-            FsArg::Bind(src, dst) => sb.bind_rw(src, dst),
-            FsArg::DevBind(src, dst) => sb.bind_dev(src, dst),
+            FsArg::RoBind(src, dst) => sb.bind_ro(abs(src), dst),
+            FsArg::RoBindTry(src, dst) => sb.bind_ro_try(abs(src), dst),
+            FsArg::Bind(src, dst) => sb.bind_rw(abs(src), dst),
+            FsArg::DevBind(src, dst) => sb.bind_dev(abs(src), dst),
             FsArg::Tmpfs(t) => sb.mount_tmpfs_sized(&t.dst, t.size),
             FsArg::Proc => sb.mount_proc(),
             FsArg::Dev => sb.mount_dev(),
@@ -1206,8 +1216,8 @@ fn landlock(a: &RunArgs) -> Result<Option<Landlock>, Failure> {
         .into());
     }
     let mut rules = Landlock::new()
-        .read_only(&a.landlock_ro)
-        .read_write(&a.landlock_rw);
+        .read_only(a.landlock_ro.iter().map(|p| absolute(p)))
+        .read_write(a.landlock_rw.iter().map(|p| absolute(p)));
     for port in &a.landlock_connect {
         rules = rules.connect_tcp(*port);
     }
@@ -1284,7 +1294,7 @@ fn cgroups(mut sb: Sandbox, a: &RunArgs) -> Sandbox {
         sb = sb.cpuset(cpus.as_str());
     }
     if let Some(dir) = &a.cgroup_parent {
-        sb = sb.cgroup_parent(dir);
+        sb = sb.cgroup_parent(absolute(dir));
     }
     sb
 }

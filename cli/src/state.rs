@@ -219,6 +219,30 @@ impl Dir {
         Ok(Some(data))
     }
 
+    /// Open the file `name` for reading, checked as [`Dir::read`] does; `Ok(None)` if it does
+    /// not exist.
+    pub fn open_read(&self, name: &str) -> Result<Option<std::fs::File>, Failure> {
+        let fd = match openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => {
+                return Err(
+                    anyhow!("refusing {}: {}", self.path.join(name).display(), e.desc()).into(),
+                );
+            }
+        };
+        let st = fstat(&fd)?;
+        if let Some(why) = untrusted(&st, false) {
+            return Err(anyhow!("refusing {}: {why}", self.path.join(name).display()).into());
+        }
+        Ok(Some(std::fs::File::from(fd)))
+    }
+
     /// Create the file `name` (mode 0600; failing with `AlreadyExists` if it exists, whatever
     /// it is) and write `data` to it.
     pub fn create(&self, name: &str, data: &[u8]) -> std::io::Result<()> {

@@ -144,6 +144,12 @@ fn detached_sandbox_lists_execs_and_kills_root() {
 
     let o = st.run(&["kill", "job"]);
     assert!(o.status.success(), "{}", text(&o));
+    // The detached sandbox's record stays, ended, with its status and log, until `rm`.
+    assert_eq!(st.records("sandboxes"), ["job.json", "job.log"]);
+    let o = st.run(&["wait", "job"]);
+    assert_eq!(o.status.code(), Some(128 + libc::SIGKILL), "{}", text(&o));
+    let o = st.run(&["rm", "job"]);
+    assert!(o.status.success(), "{}", text(&o));
     assert!(
         st.records("sandboxes").is_empty(),
         "{:?}",
@@ -291,13 +297,18 @@ fn pod_members_share_the_network_and_die_with_the_pod_root() {
     let o = st.run(&["pod", "rm", "ci"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(st.records("pods").is_empty());
-    // The service died with the pod; its monitor removed its record.
+    // The service died with the pod; its monitor marked its record ended.
     assert!(
         wait_until(Duration::from_secs(10), || st
-            .records("sandboxes")
-            .is_empty()),
+            .run(&["wait", "svc"])
+            .status
+            .code()
+            == Some(128 + libc::SIGKILL)),
         "{:?}",
         st.records("sandboxes")
     );
+    let o = st.run(&["rm", "svc"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(st.records("sandboxes").is_empty());
     assert!(!cgroup.exists(), "the pod's cgroup was left behind");
 }

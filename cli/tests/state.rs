@@ -302,6 +302,8 @@ fn a_forged_record_cannot_weaken_exec_root() {
         }
         let o = env.run(&["kill", "job"]);
         assert_eq!(code(&o), 0, "{who:?}: {}", text(&o));
+        let o = env.run(&["rm", "job"]);
+        assert_eq!(code(&o), 0, "{who:?}: {}", text(&o));
         assert!(wait_until(Duration::from_secs(10), || !env
             .state()
             .join("sandboxes/job.json")
