@@ -96,10 +96,7 @@ fuzz_target!(|data: &[u8]| {
         if d.as_secs() < 1 << 52 {
             let text = format!("{}.{:09}s", d.as_secs(), d.subsec_nanos());
             let again = parse::duration(&text).expect("a printed duration parses");
-            assert!(
-                close(again, d.as_nanos()),
-                "{raw:?} -> {d:?} -> {text} -> {again:?}"
-            );
+            assert!(close(again, d.as_nanos()), "{raw:?} -> {d:?} -> {text} -> {again:?}");
         }
         assert_eq!(parse::timeout(raw).is_ok(), !d.is_zero(), "{raw:?}");
     } else {

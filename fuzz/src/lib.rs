@@ -68,9 +68,7 @@ pub mod run {
         use clap::FromArgMatches;
         let m = cmd
             .clone()
-            .try_get_matches_from(
-                std::iter::once(OsString::from("run")).chain(argv.iter().cloned()),
-            )
+            .try_get_matches_from(std::iter::once(OsString::from("run")).chain(argv.iter().cloned()))
             .ok()?;
         let args = RunArgs::from_arg_matches(&m).ok()?;
         Some((args, m))

@@ -15,8 +15,8 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::fs::{FsConfig, FsOp, Root, RootStep, Size, Step};
 use arbitrary::Arbitrary;
+use crate::fs::{FsConfig, FsOp, Root, RootStep, Size, Step};
 
 /// Names that make existing host paths likely.
 const NAMES: [&str; 16] = [
@@ -49,9 +49,7 @@ impl FPath {
                 b.push(b'/');
             }
             match p {
-                FPart::Name(n) => {
-                    b.extend_from_slice(NAMES[usize::from(*n) % NAMES.len()].as_bytes())
-                }
+                FPart::Name(n) => b.extend_from_slice(NAMES[usize::from(*n) % NAMES.len()].as_bytes()),
                 FPart::Raw(r) => b.extend(r.iter().take(64)),
                 FPart::Long(n) => b.extend(std::iter::repeat_n(b'x', usize::from(*n) % 5000)),
             }
@@ -74,38 +72,13 @@ pub enum FRoot {
 
 #[derive(Arbitrary, Debug)]
 pub enum FOp {
-    Bind {
-        src: FPath,
-        dst: FPath,
-        write: bool,
-        dev: bool,
-        optional: bool,
-    },
-    Tmpfs {
-        dst: FPath,
-        size: u64,
-        inodes: Option<u64>,
-        mode: u32,
-    },
-    Proc {
-        dst: FPath,
-    },
-    Dev {
-        dst: FPath,
-    },
-    Mkdir {
-        dst: FPath,
-        mode: u32,
-    },
-    Symlink {
-        target: FPath,
-        link: FPath,
-    },
-    File {
-        dst: FPath,
-        data: Vec<u8>,
-        mode: u32,
-    },
+    Bind { src: FPath, dst: FPath, write: bool, dev: bool, optional: bool },
+    Tmpfs { dst: FPath, size: u64, inodes: Option<u64>, mode: u32 },
+    Proc { dst: FPath },
+    Dev { dst: FPath },
+    Mkdir { dst: FPath, mode: u32 },
+    Symlink { target: FPath, link: FPath },
+    File { dst: FPath, data: Vec<u8>, mode: u32 },
     HostSystem,
 }
 
@@ -164,25 +137,14 @@ pub fn check(input: Input) {
         .ops
         .iter()
         .map(|o| match o {
-            FOp::Bind {
-                src,
-                dst,
-                write,
-                dev,
-                optional,
-            } => FsOp::Bind {
+            FOp::Bind { src, dst, write, dev, optional } => FsOp::Bind {
                 src: src.get(),
                 dst: dst.get(),
                 write: *write,
                 dev: *dev,
                 optional: *optional,
             },
-            FOp::Tmpfs {
-                dst,
-                size,
-                inodes,
-                mode,
-            } => FsOp::Tmpfs {
+            FOp::Tmpfs { dst, size, inodes, mode } => FsOp::Tmpfs {
                 dst: dst.get(),
                 size: Size(*size),
                 inodes: *inodes,
@@ -190,14 +152,8 @@ pub fn check(input: Input) {
             },
             FOp::Proc { dst } => FsOp::Proc { dst: dst.get() },
             FOp::Dev { dst } => FsOp::Dev { dst: dst.get() },
-            FOp::Mkdir { dst, mode } => FsOp::Mkdir {
-                dst: dst.get(),
-                mode: *mode,
-            },
-            FOp::Symlink { target, link } => FsOp::Symlink {
-                target: target.get(),
-                link: link.get(),
-            },
+            FOp::Mkdir { dst, mode } => FsOp::Mkdir { dst: dst.get(), mode: *mode },
+            FOp::Symlink { target, link } => FsOp::Symlink { target: target.get(), link: link.get() },
             FOp::File { dst, data, mode } => FsOp::File {
                 dst: dst.get(),
                 data: data.iter().take(256).copied().collect(),
@@ -211,20 +167,18 @@ pub fn check(input: Input) {
     let mut must_fail = match &root {
         Root::Auto | Root::Empty => false,
         Root::Dir(d) => bad_src(d),
-        Root::Layers {
-            lowers,
-            upper,
-            work,
-        } => lowers.is_empty() || lowers.iter().chain([upper, work]).any(|p| bad_src(p)),
+        Root::Layers { lowers, upper, work } => {
+            lowers.is_empty() || lowers.iter().chain([upper, work]).any(|p| bad_src(p))
+        }
     };
     for op in &ops {
         must_fail |= match op {
-            FsOp::Bind {
-                src, dst, optional, ..
-            } => bad_src(src) || ((!optional || std::fs::metadata(src).is_ok()) && bad_dst(dst)),
-            FsOp::Tmpfs {
-                dst, size, inodes, ..
-            } => bad_dst(dst) || size.0 == 0 || *inodes == Some(0),
+            FsOp::Bind { src, dst, optional, .. } => {
+                bad_src(src) || ((!optional || std::fs::metadata(src).is_ok()) && bad_dst(dst))
+            }
+            FsOp::Tmpfs { dst, size, inodes, .. } => {
+                bad_dst(dst) || size.0 == 0 || *inodes == Some(0)
+            }
             FsOp::Proc { dst } | FsOp::Dev { dst } | FsOp::Mkdir { dst, .. } => bad_dst(dst),
             FsOp::Symlink { target, link } => {
                 bad_dst(link) || target.as_os_str().as_bytes().contains(&0)
