@@ -254,6 +254,30 @@ fn exec_window(test: &str, nobody: bool) {
         let mut joined = target.exec(&quick).unwrap();
         assert!(joined.wait().unwrap().status.success());
     }
+    // CVE-2019-5736's way in: the sandbox plants a script whose interpreter is
+    // `/proc/self/exe`, so that executing it runs the caller's binary (here this test binary,
+    // which runs no test with that argument) inside the sandbox, reachable from it while it
+    // runs unless it is out of the sandbox's reach.
+    let mut plant = ringfence::Command::new("/bin/sh");
+    plant.args([
+        "-c",
+        "printf '#!/proc/self/exe\\n' > /tmp/evil && chmod 755 /tmp/evil",
+    ]);
+    assert!(
+        target
+            .exec(&plant)
+            .unwrap()
+            .wait()
+            .unwrap()
+            .status
+            .success()
+    );
+    let mut evil = ringfence::Command::new("/tmp/evil");
+    evil.stdout(Stdio::Null).stderr(Stdio::Null);
+    for _ in 0..3 {
+        let out = target.exec(&evil).unwrap().wait().unwrap();
+        assert!(out.status.success(), "{:?}", out.status);
+    }
     // One that stays long enough to be seen for sure.
     let mut slow = ringfence::Command::new("/rf-inspect");
     slow.args(["sleep", "1"]).stdout(Stdio::Null);
