@@ -120,6 +120,9 @@ pub struct Child {
     /// The stack its init runs on, in this process's memory (see `spawn::clone_shared`):
     /// unmapped once the init has been reaped, never before.
     stacks: Option<crate::inside::sys::Stacks>,
+    /// The private directory standing in for `/tmp` (without a mount namespace), removed
+    /// with the child.
+    scratch: Option<crate::degrade::ScratchDir>,
 }
 
 impl Child {
@@ -155,7 +158,13 @@ impl Child {
             exec_template: None,
             usernet: None,
             stacks: None,
+            scratch: None,
         }
+    }
+
+    pub(crate) fn with_scratch(mut self, dir: Option<crate::degrade::ScratchDir>) -> Child {
+        self.scratch = dir;
+        self
     }
 
     pub(crate) fn with_usernet(mut self, stack: Option<crate::usernet::RunningStack>) -> Child {

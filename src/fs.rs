@@ -408,7 +408,7 @@ const PROC_READ_ONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
 /// Device nodes of the minimal /dev.
 pub(crate) const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// What dynamically linked programs need from /etc.
-const HOST_ETC: [&str; 10] = [
+pub(crate) const HOST_ETC: [&str; 10] = [
     "ld.so.cache",
     "ld.so.conf",
     "ld.so.conf.d",

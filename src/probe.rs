@@ -162,6 +162,14 @@ impl Report {
         self.entries.push((layer, e));
     }
 
+    /// Replace the entry of `layer` (or add it).
+    pub(crate) fn set(&mut self, layer: Layer, e: Enforcement) {
+        match self.entries.iter_mut().find(|(l, _)| *l == layer) {
+            Some(entry) => entry.1 = e,
+            None => self.entries.push((layer, e)),
+        }
+    }
+
     /// Every requested layer with its enforcement, in setup order.
     pub fn iter(&self) -> impl Iterator<Item = (Layer, &Enforcement)> {
         self.entries.iter().map(|(l, e)| (*l, e))

@@ -114,6 +114,9 @@ pub(crate) struct Plan<'a> {
     /// For a process joining a sandbox: the only descriptors it keeps (sorted) once it has
     /// entered the sandbox's namespaces, before it enters its pid namespace. Empty otherwise.
     pub join_keep: &'a [RawFd],
+    /// The Landlock ruleset standing in for the filesystem view without a mount namespace
+    /// (applied with `landlock_fd`: both hold), or -1.
+    pub view_fd: RawFd,
     /// The seccomp filters, installed last.
     pub seccomp: Option<&'a crate::seccomp::CompiledProfile>,
     /// Whether the filter has a listener, whose descriptor number is reported to the parent.
@@ -238,12 +241,19 @@ struct Decision {
     pid_ns: bool,
     mount_ns: bool,
     fs: bool,
+    /// The filesystem view held through Landlock, without a mount namespace.
+    view: Option<crate::degrade::ViewPlan>,
 }
 
 /// Decide which namespaces this spawn gets. `refused` is set when the kernel has already
 /// refused to create namespaces for this spawn (then none are created, or spawn fails if one
 /// is required).
-fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Result<Decision> {
+fn decide(
+    sb: &Sandbox,
+    host: &HostInfo,
+    refused: Option<&Unavailable>,
+    zygote: bool,
+) -> Result<Decision> {
     if let Some(join) = &sb.join {
         return decide_join(sb, join.as_ref().as_ref().map_err(Error::from)?);
     }
@@ -278,7 +288,30 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
     if let Some(p) = problem {
         // Without a user namespace, a caller without privileges gets no namespace at all.
         let via_user = need_user;
-        if let Some((ns, _)) = requested.iter().find(|(_, c)| *c == Compat::Required) {
+        // The filesystem view held through Landlock instead of a mount namespace, where it
+        // can be (not for a warm sandbox's zygote, whose runs restrict themselves).
+        let view = if sb.fs.is_empty() {
+            None
+        } else {
+            let plan = crate::degrade::ViewPlan::of(&sb.fs);
+            let compat = sb.fs_compat.unwrap_or_default();
+            match plan.refusal(compat) {
+                None if !zygote => Some(plan.because(p.reason.clone())),
+                None => None,
+                Some(why) if compat == Compat::Required => {
+                    return Err(Error::Unsupported {
+                        layer: Layer::Filesystem,
+                        reason: format!("it needs a mount namespace, and {}; {why}", p.reason),
+                        hint: p.hint,
+                    });
+                }
+                Some(_) => None,
+            }
+        };
+        if let Some((ns, _)) = requested
+            .iter()
+            .find(|(ns, c)| *c == Compat::Required && !(*ns == Namespace::Mount && view.is_some()))
+        {
             return Err(Error::Unsupported {
                 layer: Layer::Namespace(*ns),
                 reason: if via_user {
@@ -304,6 +337,16 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
             } else {
                 p.reason.clone()
             };
+            if *ns == Namespace::Mount && view.is_some() {
+                d.report.push(
+                    Layer::Namespace(*ns),
+                    Enforcement::Substituted {
+                        substitute: "Landlock (see the filesystem view)".into(),
+                        reason,
+                    },
+                );
+                continue;
+            }
             d.report.push(
                 Layer::Namespace(*ns),
                 Enforcement::NotEnforced {
@@ -312,7 +355,8 @@ fn decide(sb: &Sandbox, host: &HostInfo, refused: Option<&Unavailable>) -> Resul
                 },
             );
         }
-        push_dependents(sb, &mut d.report, false, false, false);
+        push_dependents(sb, &mut d.report, view.is_some(), false, false);
+        d.view = view;
         return Ok(d);
     }
 
@@ -1062,8 +1106,26 @@ fn spawn_as(
 
     // Clone; if the kernel refuses the namespaces and none is required, once more without.
     let mut refused: Option<Unavailable> = None;
-    let (d, pid, pidfd, status_r, born_in_cgroup, limits, _offsets, blocked) = loop {
-        let d = decide(sb, host, refused.as_ref())?;
+    let (d, pid, pidfd, status_r, born_in_cgroup, limits, _offsets, blocked, view_kept) = loop {
+        let d = decide(sb, host, refused.as_ref(), zygote.is_some())?;
+        // The filesystem view through Landlock: its ruleset, private /tmp and environment.
+        let view = match &d.view {
+            Some(v) => Some(v.prepare()?),
+            None => None,
+        };
+        let view_fd = match view.as_ref().and_then(|v| v.landlock.raw_fd()) {
+            // SAFETY: the ruleset descriptor is owned by `view`, alive for this call.
+            Some(fd) => Some(dup_above(
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+                prep.floor,
+            )?),
+            None => None,
+        };
+        let view_envp = match &view {
+            Some(v) if v.tmpdir.is_some() => Some(CStringArray::new(v.environment(cmd.envp()?))),
+            _ => None,
+        };
+        let view_cwd = view.as_ref().and_then(|v| v.working_dir(prep.cwd.as_ref()));
         let limits = match &prep.cgroup_problem {
             Some((cfg, e)) => Some(crate::degrade::limits(
                 cfg,
@@ -1092,6 +1154,7 @@ fn spawn_as(
                     .chain(status_w.as_ref().map(|f| f.as_raw_fd()))
                     .chain(prep.landlock_fd.as_ref().map(|f| f.as_raw_fd()))
                     .chain(prep.landlock_base_fd.as_ref().map(|f| f.as_raw_fd()))
+                    .chain(view_fd.as_ref().map(|f| f.as_raw_fd()))
                     .chain(prep.join_net.as_ref().map(|f| f.as_raw_fd()))
                     .collect();
                 keep.sort_unstable();
@@ -1134,10 +1197,10 @@ fn spawn_as(
             setgroups_allowed: !d.setgroups_deny,
             keep_caps: sb.keep_caps,
             cap_last_cap: host.cap_last_cap,
-            cwd: prep.cwd.as_deref(),
+            cwd: view_cwd.as_deref().or(prep.cwd.as_deref()),
             program: &prep.program,
             argv: &prep.argv,
-            envp: &prep.envp,
+            envp: view_envp.as_ref().unwrap_or(&prep.envp),
             fs: prep.fs.as_deref().filter(|_| d.fs),
             candidates: &prep.candidates,
             landlock_fd: prep.landlock_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
@@ -1149,6 +1212,7 @@ fn spawn_as(
             } else {
                 &[]
             },
+            view_fd: view_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
             seccomp: prep.seccomp.as_deref(),
             seccomp_notify: prep.seccomp.as_ref().is_some_and(|c| c.uses_notify()),
             zygote,
@@ -1196,6 +1260,9 @@ fn spawn_as(
                     None
                 };
                 drop(status_w);
+                // The child has its own descriptor table (no CLONE_FILES); what the plan
+                // borrows (environment, working directory) stays until the exec.
+                drop(view_fd);
                 break (
                     d,
                     pid,
@@ -1205,6 +1272,7 @@ fn spawn_as(
                     limits,
                     offsets,
                     blocked,
+                    (view, view_envp, view_cwd),
                 );
             }
             Err(e) => {
@@ -1228,6 +1296,9 @@ fn spawn_as(
             }
         }
     };
+
+    // Kept until the end: the sandboxed process may read them until its exec (`clone_shared`).
+    let (view, _view_envp, _view_cwd) = view_kept;
 
     // Parent: close the child's ends, so that the error pipe reaches EOF at exec.
     let Prepared {
@@ -1377,6 +1448,15 @@ fn spawn_as(
     if let Some((layer, e)) = stack_report {
         report.push(layer, e);
     }
+    if let (Some(plan), Some(v)) = (&d.view, &view) {
+        report.set(
+            Layer::Filesystem,
+            Enforcement::Substituted {
+                substitute: plan.describe(v.scratch.as_ref().map(|s| s.path())),
+                reason: format!("no mount namespace: {}", plan.reason),
+            },
+        );
+    }
     push_hygiene(sb, &mut report);
     if seccomp.is_some() {
         report.push(Layer::Seccomp, Enforcement::Enforced);
@@ -1425,6 +1505,9 @@ fn spawn_as(
     if let Some(stacks) = stacks {
         child.keep_stacks(stacks);
     }
+    // Without namespaces there is nothing to enter: `Child::exec` refuses such a sandbox, so
+    // the view's ruleset is needed by no later process.
+    let child = child.with_scratch(view.and_then(|v| v.scratch));
     Ok(if hold {
         child
     } else {

@@ -257,3 +257,92 @@ impl SwapFree for Sandbox {
         self.memory_swap(0)
     }
 }
+
+rootless_test! {
+    fn without_user_namespaces_the_filesystem_view_holds_through_landlock() {
+        if !common::in_child() {
+            return common::skip("runs only in the rootless re-run (needs a root test process)");
+        }
+        if ringfence::landlock::abi() == 0 {
+            return common::skip("this kernel has no Landlock");
+        }
+        // A world-readable host file outside the view, a world-writable host directory.
+        let Some(secret) = ["/etc/hostname", "/etc/hosts", "/etc/fstab"]
+            .into_iter()
+            .find(|p| std::fs::File::open(p).is_ok())
+        else {
+            return common::skip("no world-readable file outside the view in /etc");
+        };
+        let shared = ["/var/tmp", "/tmp"]
+            .into_iter()
+            .map(std::path::Path::new)
+            .find(|p| p.is_dir())
+            .unwrap();
+        let target = shared.join(format!("ringfence-view-{}", std::process::id()));
+        refuse_namespaces(libc::CLONE_NEWUSER as u64);
+
+        // Required (the default): the namespaces without substitute refuse the spawn.
+        match Sandbox::isolated().spawn(&Command::new("/bin/true")) {
+            Err(e @ Error::Unsupported { layer: Layer::Namespace(_), .. }) => {
+                assert!(e.hint().unwrap().contains("max_user_namespaces"), "{e}");
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+
+        // Best effort: the filesystem view still holds, through Landlock.
+        let sb = Sandbox::new().compat(Compat::BestEffort).isolate();
+        let script = format!(
+            "cat {secret} && echo READ-SECRET; echo x > {t} && echo WROTE-SHARED; \
+             echo y > /tmp/ringfence-view-{pid} && echo WROTE-HOST-TMP; \
+             f=$(mktemp) && echo private > \"$f\" && cat \"$f\" && echo \"TMPDIR=$TMPDIR\"",
+            t = target.display(),
+            pid = std::process::id(),
+        );
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", &script]).env("PATH", "/usr/bin:/bin");
+        let out = sb.output(&cmd).unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!("report:\n{}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.report);
+        let host_tmp = std::path::PathBuf::from(format!("/tmp/ringfence-view-{}", std::process::id()));
+        let wrote = (target.exists(), host_tmp.exists());
+        let _ = std::fs::remove_file(&target);
+        let _ = std::fs::remove_file(&host_tmp);
+        assert_eq!(wrote, (false, false), "wrote to the host's /var/tmp or /tmp");
+        assert!(!stdout.contains("READ-SECRET"), "{stdout}");
+        assert!(!stdout.contains("WROTE-SHARED"), "{stdout}");
+        assert!(!stdout.contains("WROTE-HOST-TMP"), "{stdout}");
+        assert!(stderr.contains("Permission denied"), "{stderr}");
+        // A program using TMPDIR works, in a private directory that is gone afterwards.
+        assert!(stdout.contains("private\n"), "{stdout}");
+        let tmpdir = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("TMPDIR="))
+            .expect("TMPDIR");
+        assert!(tmpdir.contains("ringfence-tmp-"), "{tmpdir}");
+        assert!(!std::path::Path::new(tmpdir).exists(), "{tmpdir} was left behind");
+        match out.report.get(Layer::Filesystem) {
+            Some(Enforcement::Substituted { substitute, reason }) => {
+                assert!(substitute.contains("Landlock"), "{substitute}");
+                assert!(substitute.contains("TMPDIR"), "{substitute}");
+                assert!(substitute.contains("/proc"), "{substitute}");
+                assert!(reason.contains("refused"), "{reason}");
+            }
+            other => panic!("filesystem view: {other:?}"),
+        }
+        // No process can be started inside the running sandbox (Child::exec): it has no
+        // namespace to enter, and joining refuses what is not a sandbox.
+        let mut sleeper = Command::new("/bin/sh");
+        sleeper.args(["-c", "sleep 30"]);
+        let running = sb.spawn(&sleeper).unwrap();
+        assert!(matches!(
+            running.exec(&Command::new("/bin/true")),
+            Err(Error::Join { .. })
+        ));
+        drop(running);
+
+        let summary = out.report.summary().unwrap();
+        assert!(summary.starts_with("substituted: mount namespace, filesystem view; not enforced: "), "{summary}");
+        assert!(common::children().is_empty());
+    }
+}

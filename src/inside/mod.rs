@@ -395,6 +395,10 @@ fn payload(p: &Plan) -> Step<Infallible> {
     if p.landlock_fd >= 0 {
         crate::landlock::restrict(p.landlock_fd).at(Stage::Landlock)?;
     }
+    if p.view_fd >= 0 {
+        // The filesystem view without a mount namespace: a second domain, stacked.
+        crate::landlock::restrict(p.view_fd).at(Stage::Landlock)?;
+    }
     close_fds(p.keep).at(Stage::CloseFds)?;
     if let Some(filters) = p.seccomp {
         if p.seccomp_notify {
