@@ -919,7 +919,11 @@ enum PodCommand {
         name: String,
     },
     /// List the running pods.
-    Ls,
+    Ls {
+        /// One JSON object per line per pod (its record) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `ringfence pod create`.
@@ -968,8 +972,7 @@ pub fn pod(args: &PodArgs) -> i32 {
                 }
             }
         }
-        PodCommand::Ls => {
-            println!("{:<20} {:>8} {:>6}  CGROUP", "NAME", "HOLDER", "AGE");
+        PodCommand::Ls { json } => {
             let rows = match list(Kind::Pod) {
                 Ok(rows) => rows,
                 Err(f) => {
@@ -977,6 +980,13 @@ pub fn pod(args: &PodArgs) -> i32 {
                     return f.exit_code();
                 }
             };
+            if *json {
+                for (_, rec) in rows {
+                    println!("{rec}");
+                }
+                return 0;
+            }
+            println!("{:<20} {:>8} {:>6}  CGROUP", "NAME", "HOLDER", "AGE");
             for (name, rec) in rows {
                 println!(
                     "{:<20} {:>8} {:>6}  {}",

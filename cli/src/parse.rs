@@ -20,6 +20,9 @@ use ringfence::Landlock;
 /// number is seconds. `0` is allowed (see [`timeout`] for the flag that refuses it).
 pub fn duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
+    if s.starts_with('-') {
+        return Err("must not be negative: expected a number with an optional unit ms, s, m, h or d (e.g. 500ms, 10s, 2m)".into());
+    }
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
@@ -45,6 +48,40 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("{number:?} is not a number"))?;
     Duration::try_from_secs_f64(value * scale).map_err(|_| "the duration is out of range".into())
+}
+
+/// A count such as `--pids`: a whole number, 1 or more.
+pub fn count(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err("must not be negative: expected a whole number of 1 or more".into());
+    }
+    match t.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number of 1 or more, e.g. 64".into()),
+    }
+}
+
+/// A CPU weight, 1 to 10000.
+pub fn weight(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<i64>() {
+        Ok(n) if (1..=10000).contains(&n) => Ok(n as u32),
+        Ok(_) => Err("expected a weight from 1 to 10000 (100 is the default)".into()),
+        Err(_) => Err("expected a whole number from 1 to 10000".into()),
+    }
+}
+
+/// A uid or gid: a whole number from 0 to 4294967294.
+pub fn id(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err("must not be negative: expected a number from 0 to 4294967294".into());
+    }
+    match t.parse::<u32>() {
+        Ok(u32::MAX) | Err(_) => Err("expected a number from 0 to 4294967294".into()),
+        Ok(n) => Ok(n),
+    }
 }
 
 /// A timeout: a [`duration`] that is not zero.
@@ -208,6 +245,9 @@ pub fn size(s: &str) -> Result<u64, String> {
     const EXPECTED: &str =
         "expected a number of bytes with an optional K, M, G or T suffix (e.g. 64M, 1G)";
     let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("must not be negative: {EXPECTED}"));
+    }
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, suffix) = t.split_at(split);
     if digits.is_empty() {

@@ -30,6 +30,7 @@ const NAMED: &str = "Named sandboxes and pods";
 /// Flags of `ringfence run`.
 #[derive(Debug, clap::Args)]
 #[command(
+    allow_negative_numbers = true,
     about = "Run a command in a sandbox",
     long_about = "\
 Run a command in a sandbox and exit with its status.
@@ -143,11 +144,11 @@ pub struct RunArgs {
     map_root_user: bool,
 
     /// Run the command as this uid (inside the user namespace, if any) [Sandbox::uid].
-    #[arg(long, value_name = "UID", help_heading = IDENTITY)]
+    #[arg(long, value_name = "UID", value_parser = parse::id, help_heading = IDENTITY)]
     uid: Option<u32>,
 
     /// Run the command as this gid, with no supplementary groups [Sandbox::gid].
-    #[arg(long, value_name = "GID", help_heading = IDENTITY)]
+    #[arg(long, value_name = "GID", value_parser = parse::id, help_heading = IDENTITY)]
     gid: Option<u32>,
 
     /// Keep this capability (all others are dropped), e.g. `CAP_NET_BIND_SERVICE` or
@@ -316,27 +317,27 @@ pub struct RunArgs {
 
     /// CPU bandwidth: a percentage of one CPU (`20%`; `250%` is two and a half CPUs), a number
     /// of CPUs (`0.5`), or QUOTA/PERIOD (`50ms/100ms`) [Sandbox::cpu_quota(Cpu)].
-    #[arg(long, value_name = "LIMIT", value_parser = parse::cpu, help_heading = RESOURCES)]
+    #[arg(long, value_name = "LIMIT", value_parser = parse::cpu, allow_hyphen_values = true, help_heading = RESOURCES)]
     cpu: Option<Cpu>,
 
     /// Relative CPU weight under contention, 1 to 10000 (default 100) [Sandbox::cpu_weight].
-    #[arg(long, value_name = "N", help_heading = RESOURCES)]
+    #[arg(long, value_name = "N", value_parser = parse::weight, help_heading = RESOURCES)]
     cpu_weight: Option<u32>,
 
     /// Memory limit, e.g. `256M` (K, M, G, T suffixes; at least 1M). A sandbox that needs more
     /// is OOM-killed: it exits with 137 (128 + SIGKILL) and --json says `"oom_killed": true`
     /// [Sandbox::memory_limit].
-    #[arg(long, value_name = "SIZE", value_parser = parse::size, help_heading = RESOURCES)]
+    #[arg(long, value_name = "SIZE", value_parser = parse::size, allow_hyphen_values = true, help_heading = RESOURCES)]
     memory: Option<u64>,
 
     /// Swap allowed on top of --memory (which it needs); `0` forbids swapping
     /// [Sandbox::memory_swap].
-    #[arg(long, value_name = "0|SIZE", value_parser = parse::size, help_heading = RESOURCES)]
+    #[arg(long, value_name = "0|SIZE", value_parser = parse::size, allow_hyphen_values = true, help_heading = RESOURCES)]
     swap: Option<u64>,
 
     /// Most processes and threads at once, e.g. 64 (a fork bomb stops there; with a pid
     /// namespace the init counts too) [Sandbox::pids_limit].
-    #[arg(long, value_name = "N", help_heading = RESOURCES)]
+    #[arg(long, value_name = "N", value_parser = parse::count, help_heading = RESOURCES)]
     pids: Option<u64>,
 
     /// Run on these CPUs only, as a CPU list such as `0-1,3` [Sandbox::cpuset].
@@ -361,7 +362,7 @@ pub struct RunArgs {
 
     /// Kill the whole sandbox after this long and exit with 124: a number with an optional
     /// unit ms, s, m, h or d (a bare number is seconds), e.g. 500ms, 10s, 2m [Sandbox::timeout].
-    #[arg(long, value_name = "DURATION", value_parser = parse::timeout, help_heading = PROCESS)]
+    #[arg(long, value_name = "DURATION", value_parser = parse::timeout, allow_hyphen_values = true, help_heading = PROCESS)]
     timeout: Option<Duration>,
 
     /// Run the command N times in one warm sandbox — namespaces, filesystem and cgroup made

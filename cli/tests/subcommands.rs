@@ -139,3 +139,31 @@ fn completions_and_the_man_page() {
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(stdout(&o).contains(".TH ringfence"), "{}", text(&o));
 }
+
+#[test]
+fn negative_and_malformed_numbers_name_the_flag() {
+    for (flag, value, says) in [
+        ("--timeout", "-1", "must not be negative"),
+        ("--memory", "-1M", "must not be negative"),
+        ("--pids", "-5", "must not be negative"),
+        ("--pids", "lots", "expected a whole number"),
+        ("--uid", "-1", "must not be negative"),
+        ("--cpu-weight", "0", "from 1 to 10000"),
+        ("--cpu", "-50%", "expected a percentage"),
+    ] {
+        let o = common::ringfence(&["run", flag, value, "--", "true"]);
+        assert_eq!(code(&o), 125, "{flag} {value}: {}", text(&o));
+        let err = common::stderr(&o);
+        assert!(
+            err.contains(&format!("invalid value '{value}' for '{flag}")) && err.contains(says),
+            "{flag} {value}: {err}"
+        );
+    }
+}
+
+#[test]
+fn pod_ls_has_json() {
+    let st = TempDir::new();
+    let o = rf(&st, &["pod", "ls", "--json"]);
+    assert_eq!((code(&o), stdout(&o).as_str()), (0, ""), "{}", text(&o));
+}
