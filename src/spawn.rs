@@ -1090,7 +1090,13 @@ fn spawn_as(
         // A change of ids makes the kernel reset the dumpability of the memory map (the
         // caller's, if shared) to fs.suid_dumpable.
         && sb.uid.is_none()
-        && sb.gid.is_none();
+        && sb.gid.is_none()
+        // A pid namespace's init lives in the sandbox's cgroup for the sandbox's whole life.
+        // Under a memory limit, the OOM killer picks the task with the largest memory map and
+        // kills every process that shares it: sharing the caller's, the init would take the
+        // caller down with it. The init of a memory-limited sandbox is a copy.
+        && !(sb.ns[Namespace::Pid.index()].is_some()
+            && (sb.cgroup.memory.is_some() || sb.cgroup.swap.is_some()));
     let stacks = if shared {
         Some(
             crate::inside::sys::Stacks::take()

@@ -246,3 +246,55 @@ fn an_impossible_limit_is_refused_before_anything_starts() {
         common::our_cgroups()
     );
 }
+
+/// A caller much larger than its sandbox's memory limit survives the sandbox's OOM kill. A
+/// process that shares the caller's memory (a pid namespace's init, on the shared-memory
+/// spawn) must not sit in the sandbox's memory cgroup: the OOM killer picks the task with the
+/// largest memory map and kills every process sharing it, the caller included.
+#[test]
+fn a_large_caller_survives_its_sandboxs_oom_kill() {
+    const CHILD: &str = "RINGFENCE_TEST_OOM_CALLER";
+    if std::env::var_os(CHILD).is_some() {
+        // The caller: 256 MiB touched, a pid namespace and a 64 MiB limit.
+        let ballast = vec![1u8; 256 << 20];
+        let sb = Sandbox::new()
+            .pid_ns()
+            .memory_limit(64 << 20)
+            .memory_swap(0);
+        let out = sb
+            .output(&sh(
+                "x=$(head -c 200000000 /dev/zero | tr '\\0' x); echo survived ${#x}",
+            ))
+            .unwrap();
+        assert!(out.oom_killed, "{:?} {:?}", out.status, out.usage);
+        println!(
+            "caller alive, {} bytes held",
+            ballast.iter().map(|&b| b as usize).sum::<usize>()
+        );
+        return;
+    }
+    let _g = serial();
+    if !can_limit() {
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_large_caller_survives_its_sandboxs_oom_kill",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("caller alive, 268435456 bytes held"),
+        "{text}"
+    );
+}
