@@ -21,9 +21,11 @@ Check what this host supports and what a sandbox here gets: the kernel, privileg
 namespaces, namespace kinds, cgroups (version, controllers, whether this user may create \
 cgroups), Landlock, seccomp (actions, user notification), overlayfs in a user namespace — and, \
 for each missing piece, how to fix it. Finally it runs `true` in an --isolated sandbox with a \
-pids limit and Landlock rules (best effort) and prints its enforcement report.
+pids limit and Landlock rules (best effort) and prints its enforcement report, and says whether \
+`run --isolated` holds here (every layer exactly or through a named substitute).
 
-Exits with 0 whatever is missing (the output says what); 125 if the output cannot be written.")]
+Exits with 0 when `run --isolated` holds here (whatever else is missing: the output says what); \
+125 when it cannot be enforced or the output cannot be written.")]
 pub struct DoctorArgs {
     /// Print one JSON object on stdout instead of the checklist.
     #[arg(long)]
@@ -80,16 +82,29 @@ pub fn main(args: &DoctorArgs) -> i32 {
     let overlay = OverlayInfo::probe(host);
     let landlock = LandlockInfo::read();
     let trial = trial_sandbox();
+    let isolated = isolated_sandbox();
     let checks = checks(host, cgroup, &seccomp, &overlay, &landlock);
     let text = if args.json {
-        format!(
-            "{}\n",
-            to_json(host, cgroup, &seccomp, &overlay, &landlock, &trial, &checks)
-        )
+        let mut v = to_json(host, cgroup, &seccomp, &overlay, &landlock, &trial, &checks);
+        v["isolated"] = match &isolated {
+            Ok(report) => json!({"enforced": true, "report": crate::json::report(report)}),
+            Err(e) => json!({"enforced": false, "error": e}),
+        };
+        format!("{v}\n")
     } else {
-        render(&checks, &trial)
+        let mut out = render(&checks, &trial);
+        match &isolated {
+            Ok(report) => match report.summary() {
+                Some(s) => out.push_str(&format!("\n--isolated holds here ({s})\n")),
+                None => out.push_str("\n--isolated holds here\n"),
+            },
+            Err(e) => out.push_str(&format!("\n--isolated cannot be enforced here: {e}\n")),
+        }
+        out
     };
     match std::io::stdout().write_all(text.as_bytes()) {
+        // Non-zero when `run --isolated` would fail here.
+        Ok(()) if isolated.is_err() => EXIT_FAILURE,
         Ok(()) => 0,
         Err(e) => {
             eprintln!("ringfence: cannot write to stdout: {e}");
@@ -274,6 +289,26 @@ fn trial_sandbox() -> Result<ringfence::Report, String> {
         .stdout(Stdio::Null)
         .stderr(Stdio::Null);
     let outcome = sandbox.output(&cmd).map_err(|e| e.to_string())?;
+    if !outcome.success() {
+        return Err(format!("`true` ended with {:?}", outcome.status));
+    }
+    Ok(outcome.report)
+}
+
+/// Whether `run --isolated` holds here (every layer exactly or through a substitute): the
+/// report of `true` in `Sandbox::isolated()`, or why it refused to run.
+fn isolated_sandbox() -> Result<ringfence::Report, String> {
+    let program = ["/bin/true", "/usr/bin/true"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or("neither /bin/true nor /usr/bin/true exists")?;
+    let mut cmd = Command::new(program);
+    cmd.stdin(Stdio::Null)
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null);
+    let outcome = Sandbox::isolated()
+        .output(&cmd)
+        .map_err(|e| e.to_string())?;
     if !outcome.success() {
         return Err(format!("`true` ended with {:?}", outcome.status));
     }
