@@ -151,6 +151,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "GID", value_parser = parse::id, help_heading = IDENTITY)]
     gid: Option<u32>,
 
+    /// Run the command as this user, by name or uid, with its primary group or GROUP (a name
+    /// or gid), like `docker run --user`; names are those of the host's /etc/passwd and
+    /// /etc/group [Sandbox::uid, Sandbox::gid].
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]", conflicts_with_all = ["uid", "gid"], help_heading = IDENTITY)]
+    user: Option<String>,
+
     /// Keep this capability (all others are dropped), e.g. `CAP_NET_BIND_SERVICE` or
     /// `net_bind_service`; repeatable [Sandbox::capabilities].
     #[arg(long, value_name = "CAP", value_parser = parse::capability, action = ArgAction::Append, help_heading = IDENTITY)]
@@ -867,10 +873,11 @@ fn stored_args(a: &RunArgs) -> Vec<OsString> {
     if a.map_root_user {
         flag("--map-root-user", None);
     }
-    if let Some(uid) = a.uid {
+    let (uid, gid) = identity(a).unwrap_or((a.uid, a.gid));
+    if let Some(uid) = uid {
         flag("--uid", Some(uid.to_string().into()));
     }
-    if let Some(gid) = a.gid {
+    if let Some(gid) = gid {
         flag("--gid", Some(gid.to_string().into()));
     }
     for cap in &a.cap_add {
@@ -960,9 +967,47 @@ pub fn sandbox_from_args(args: &[OsString]) -> Result<(Sandbox, Allowed), Failur
     let allowed = Allowed {
         unconfined: a.seccomp.as_ref().is_some_and(|s| s == "unconfined"),
         caps: a.cap_add.iter().fold(0, |mask, c| mask | 1u64 << c.index()),
-        uid: a.uid,
+        uid: identity(&a)?.0,
     };
     Ok((sandbox(&a, &m)?, allowed))
+}
+
+/// The uid and gid the flags ask for: --uid and --gid, or --user resolved on the host.
+fn identity(a: &RunArgs) -> Result<(Option<u32>, Option<u32>), Failure> {
+    let Some(spec) = &a.user else {
+        return Ok((a.uid, a.gid));
+    };
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec.as_str(), None),
+    };
+    let bad =
+        |what: &str| -> Failure { anyhow!("invalid value {spec:?} for --user: {what}").into() };
+    let (uid, primary) = if let Ok(uid) = parse::id(user) {
+        let gid = nix::unistd::User::from_uid(uid.into())
+            .ok()
+            .flatten()
+            .map(|u| u.gid.as_raw());
+        (uid, gid)
+    } else {
+        let u = nix::unistd::User::from_name(user)
+            .ok()
+            .flatten()
+            .ok_or_else(|| bad(&format!("no user named {user:?} in /etc/passwd")))?;
+        (u.uid.as_raw(), Some(u.gid.as_raw()))
+    };
+    let gid = match group {
+        None => primary.unwrap_or(uid),
+        Some(g) => match parse::id(g) {
+            Ok(gid) => gid,
+            Err(_) => nix::unistd::Group::from_name(g)
+                .ok()
+                .flatten()
+                .map(|g| g.gid.as_raw())
+                .ok_or_else(|| bad(&format!("no group named {g:?} in /etc/group")))?,
+        },
+    };
+    Ok((Some(uid), Some(gid)))
 }
 
 /// The sandbox the flags describe.
@@ -1049,10 +1094,11 @@ fn sandbox(a: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Failure> {
             boottime: a.boottime_offset.unwrap_or_default(),
         });
     }
-    if let Some(uid) = a.uid {
+    let (uid, gid) = identity(a)?;
+    if let Some(uid) = uid {
         sb = sb.uid(uid);
     }
-    if let Some(gid) = a.gid {
+    if let Some(gid) = gid {
         sb = sb.gid(gid);
     }
     if !a.cap_add.is_empty() {

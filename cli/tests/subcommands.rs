@@ -167,3 +167,34 @@ fn pod_ls_has_json() {
     let o = rf(&st, &["pod", "ls", "--json"]);
     assert_eq!((code(&o), stdout(&o).as_str()), (0, ""), "{}", text(&o));
 }
+
+#[test]
+fn user_takes_names_and_ids_root() {
+    if needs_root() {
+        return;
+    }
+    for (spec, want) in [
+        ("nobody", "65534 65534"),
+        ("65534", "65534 65534"),
+        ("nobody:0", "65534 0"),
+    ] {
+        let o = common::ringfence(&[
+            "run",
+            "--user",
+            spec,
+            "--",
+            "sh",
+            "-c",
+            "echo $(id -u) $(id -g)",
+        ]);
+        assert_eq!(
+            (code(&o), stdout(&o).trim()),
+            (0, want),
+            "{spec}: {}",
+            text(&o)
+        );
+    }
+    let o = common::ringfence(&["run", "--user", "no-such-user", "--", "true"]);
+    assert_eq!(code(&o), 125, "{}", text(&o));
+    assert!(common::stderr(&o).contains("no user named"), "{}", text(&o));
+}
