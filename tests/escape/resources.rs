@@ -10,14 +10,28 @@ use super::{attack, isolated, run, run_in};
 use crate::common;
 use ringfence::{Error, Layer, Rlimit, Sandbox};
 
-/// `sb` if this caller can have cgroup limits, else `None` (printed).
+/// `sb` if this caller gets its limits from a cgroup, else `None` (printed): where the
+/// caller may not create cgroups, the sandbox holds them through rlimit substitutes (or, for
+/// a limit with none, refuses to start), and the test bounds the attack by that rlimit.
 fn with_cgroup(sb: Sandbox) -> Option<Sandbox> {
     match sb.spawn(&crate::rf_in(&["sleep", "0"])) {
         Ok(mut c) => {
             c.wait().unwrap();
-            Some(sb)
+            if c.report().is_enforced(Layer::Cgroup) {
+                return Some(sb);
+            }
+            assert!(
+                c.report().is_held(Layer::Cgroup),
+                "a limit was asked for: {}",
+                c.report()
+            );
+            common::skip(&format!(
+                "cgroup limits are held through substitutes for this user here ({}); an rlimit bounds the attack instead",
+                c.report().summary().unwrap_or_default()
+            ));
+            None
         }
-        Err(e @ Error::Cgroup(_)) => {
+        Err(e @ (Error::Cgroup(_) | Error::Unsupported { .. })) => {
             common::skip(&format!(
                 "cgroup limits are refused to this user here ({e}); an rlimit bounds the attack instead"
             ));
