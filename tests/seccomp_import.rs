@@ -485,3 +485,25 @@ fn root_docker_profile_refuses_a_user_namespace_inside() {
         Some(true)
     );
 }
+
+/// A profile whose own `ioctl` rule answers TIOCSTI with another errno than the guard's EPERM:
+/// written out, the guard's rule and the profile's would overlap, and libseccomp's order would
+/// pick between them. The export is refused, as for any order-sensitive profile, instead of
+/// writing JSON that means one thing here and maybe another under runc. (Found by the
+/// `oci_profile` fuzz target: the export did not import again to an exportable profile.)
+#[test]
+fn an_export_whose_guard_rules_would_overlap_the_profiles_is_refused() {
+    let json = r#"{
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{
+            "names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 0,
+            "args": [{"index": 1, "value": 21522, "op": "SCMP_CMP_EQ"}]
+        }]
+    }"#;
+    let p = Profile::from_oci_json_with(json, &opts(&[])).unwrap();
+    match p.to_oci_json() {
+        Err(ringfence::ProfileError::OrderSensitive { syscall }) => assert_eq!(syscall, "ioctl"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -634,7 +634,21 @@ impl Profile {
             });
         }
         oci.syscalls = Some(syscalls);
-        serde_json::to_string_pretty(&oci).map_err(|e| ProfileError::Backend(e.to_string()))
+        let json =
+            serde_json::to_string_pretty(&oci).map_err(|e| ProfileError::Backend(e.to_string()))?;
+        // Written out, the guard's rules stand beside the profile's own. Where they overlap
+        // one of its rules with another result (an `ioctl` rule on TIOCSTI with its own
+        // errno, say), libseccomp's order would decide between them: refused, as a profile
+        // that is order-sensitive by itself is, so that the export means one thing wherever
+        // it is imported.
+        if let Some(arch) = this.arch {
+            let back =
+                Profile::from_oci_json_with(&json, &ImportOptions::running_system().arch(arch))?;
+            if let Some(syscall) = back.order_sensitive() {
+                return Err(ProfileError::OrderSensitive { syscall });
+            }
+        }
+        Ok(json)
     }
 }
 
