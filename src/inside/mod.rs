@@ -495,8 +495,8 @@ fn set_user_limits(p: &Plan) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Close every descriptor but those in `keep` (sorted).
-fn close_all_but(keep: &[libc::c_int]) -> Result<(), Errno> {
+/// Close every descriptor but the non-negative ones of `keep` (sorted).
+pub(super) fn close_all_but(keep: &[libc::c_int]) -> Result<(), Errno> {
     let close = |first: libc::c_uint, last: libc::c_uint| -> Result<(), Errno> {
         if first > last {
             return Ok(());

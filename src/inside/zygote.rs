@@ -156,8 +156,9 @@ pub(super) fn run(p: &Plan, z: &ZygotePlan) -> Step<Infallible> {
     // Only stdio (what runs inherit by default), the socket, the Landlock ruleset and the
     // error pipe stay open: the zygote must not keep any other descriptor of its parent
     // alive (a pipe would never see its end-of-file).
-    close_all_but([0, 1, 2, z.sock, p.landlock_fd, p.landlock_base_fd, p.err_fd])
-        .at(Stage::CloseFds)?;
+    let mut keep = [0, 1, 2, z.sock, p.landlock_fd, p.landlock_base_fd, p.err_fd];
+    keep.sort_unstable();
+    super::close_all_but(&keep).at(Stage::CloseFds)?;
     super::scrub_caller_strings(p, c"ringfence-zygote");
     // SAFETY: plain prctl. Not dumpable: a run (same uid) cannot ptrace the zygote or open
     // its descriptors through /proc.
@@ -216,41 +217,6 @@ fn close_fds(fds: &[libc::c_int]) {
             // SAFETY: a descriptor received with the request, owned here.
             unsafe { libc::close(fd) };
         }
-    }
-}
-
-/// Close every descriptor but the non-negative ones of `keep`.
-fn close_all_but<const N: usize>(mut keep: [libc::c_int; N]) -> Result<(), Errno> {
-    keep.sort_unstable();
-    let mut next: libc::c_uint = 0;
-    for k in keep {
-        if k < 0 {
-            continue;
-        }
-        let k = k as libc::c_uint;
-        if k > next {
-            close_range(next, k - 1)?;
-        }
-        next = next.max(k.saturating_add(1));
-    }
-    close_range(next, libc::c_uint::MAX)
-}
-
-fn close_range(first: libc::c_uint, last: libc::c_uint) -> Result<(), Errno> {
-    // SAFETY: close_range with integer arguments.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
-    if rc == 0 {
-        return Ok(());
-    }
-    match Errno::last() {
-        Errno::ENOSYS => {
-            for fd in first..last.min(1 << 16) {
-                // SAFETY: closing descriptor numbers; EBADF for closed ones is fine.
-                unsafe { libc::close(fd as libc::c_int) };
-            }
-            Ok(())
-        }
-        e => Err(e),
     }
 }
 
