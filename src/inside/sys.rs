@@ -215,6 +215,26 @@ pub(crate) struct CloneArgs {
 /// The function a process cloned onto its own stack runs; it must never return.
 pub(crate) type Entry = extern "C" fn(usize) -> !;
 
+/// The system call number and first three arguments of [`clone_on_stack`]: `clone3(args,
+/// size)`, or with `legacy` `clone(flags | exit_signal, stack top, &pidfd)`.
+fn clone_call(args: &CloneArgs, legacy: bool) -> (libc::c_long, usize, usize, usize) {
+    if legacy {
+        (
+            libc::SYS_clone,
+            (args.flags | args.exit_signal) as usize,
+            (args.stack + args.stack_size) as usize,
+            args.pidfd as usize,
+        )
+    } else {
+        (
+            libc::SYS_clone3,
+            args as *const CloneArgs as usize,
+            std::mem::size_of::<CloneArgs>(),
+            0,
+        )
+    }
+}
+
 /// `clone3(args)` where the child starts on `args.stack` and calls `entry(arg)`; with
 /// `legacy`, `clone(flags | exit_signal, stack top, &pidfd)` instead (no `clone3`).
 /// Returns the child's pid (or `-errno`) in the parent; the child never returns from here.
@@ -230,21 +250,7 @@ pub(crate) unsafe fn clone_on_stack(
     arg: usize,
 ) -> isize {
     let ret: isize;
-    let (nr, a0, a1, a2) = if legacy {
-        (
-            libc::SYS_clone,
-            (args.flags | args.exit_signal) as usize,
-            (args.stack + args.stack_size) as usize,
-            args.pidfd as usize,
-        )
-    } else {
-        (
-            libc::SYS_clone3,
-            args as *const CloneArgs as usize,
-            std::mem::size_of::<CloneArgs>(),
-            0,
-        )
-    };
+    let (nr, a0, a1, a2) = clone_call(args, legacy);
     // SAFETY: the child starts with its stack pointer at the (16-byte aligned) top of its
     // stack and calls `entry`, which never returns; the parent returns the result.
     unsafe {
@@ -284,21 +290,7 @@ pub(crate) unsafe fn clone_on_stack(
     arg: usize,
 ) -> isize {
     let ret: isize;
-    let (nr, a0, a1, a2) = if legacy {
-        (
-            libc::SYS_clone,
-            (args.flags | args.exit_signal) as usize,
-            (args.stack + args.stack_size) as usize,
-            args.pidfd as usize,
-        )
-    } else {
-        (
-            libc::SYS_clone3,
-            args as *const CloneArgs as usize,
-            std::mem::size_of::<CloneArgs>(),
-            0,
-        )
-    };
+    let (nr, a0, a1, a2) = clone_call(args, legacy);
     // SAFETY: as for x86_64; the child clears the frame pointer and link register.
     unsafe {
         std::arch::asm!(
